@@ -1,0 +1,187 @@
+//! Thin handlers: extract, call `idlcm::service`, wrap the reply.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use idlcm::error::ScimError;
+use idlcm::scim::resource::Projection;
+use idlcm::service::{self, Ctx, admin, discovery, groups, list, users};
+use idlcm::store::resources::Kind;
+
+use super::{Admin, ApiError, ApiReply, ApiResult, JsonBody, QueryParams, Scim, api_url};
+use crate::AppState;
+
+fn ctx<'a>(state: &'a AppState, scim: &'a Scim) -> Ctx<'a> {
+    Ctx { store: &state.store, integration_id: &scim.integration_id, base_url: &scim.base_url }
+}
+
+fn projection(q: &QueryParams) -> Projection {
+    Projection::new(q.get("attributes"), q.get("excludedAttributes"))
+}
+
+/// PATCH answers 204 unless the client asked for attributes (RFC 7644 §3.5.2).
+fn patch_projection(q: &QueryParams) -> Option<Projection> {
+    (q.get("attributes").is_some() || q.get("excludedAttributes").is_some()).then(|| projection(q))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|h| h.to_str().ok())
+}
+
+/// `If-None-Match` on a GET: 304 when the client already has this version.
+fn not_modified(headers: &HeaderMap, reply: service::Reply) -> ApiReply {
+    let inm = headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok());
+    match (inm, &reply.etag) {
+        (Some(tags), Some(current)) if tags.split(',').any(|t| t.trim() == current || t.trim() == "*") => {
+            ApiReply(service::Reply { status: 304, body: None, ..reply })
+        }
+        _ => ApiReply(reply),
+    }
+}
+
+fn list_params(q: &QueryParams) -> list::ListParams {
+    list::ListParams {
+        filter: q.get("filter").map(String::from),
+        start_index: q.get("startIndex").map(String::from),
+        count: q.get("count").map(String::from),
+        sort_by: q.get("sortBy").map(String::from),
+        sort_order: q.get("sortOrder").map(String::from),
+        projection: projection(q),
+    }
+}
+
+pub async fn admin_create_integration(
+    State(state): State<AppState>,
+    _: Admin,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(admin::create_integration(&state.store, &api_url(&state, &headers), body).await?))
+}
+
+pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
+    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &list_params(&q)).await?))
+}
+
+pub async fn users_create(State(state): State<AppState>, scim: Scim, q: QueryParams, JsonBody(body): JsonBody) -> ApiResult {
+    Ok(ApiReply(users::create(ctx(&state, &scim), body, &projection(&q)).await?))
+}
+
+pub async fn users_get(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+) -> ApiResult {
+    Ok(not_modified(&headers, users::get(ctx(&state, &scim), &id, &projection(&q)).await?))
+}
+
+pub async fn users_replace(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(users::replace(ctx(&state, &scim), &id, body, if_match(&headers), &projection(&q)).await?))
+}
+
+pub async fn users_patch(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let p = patch_projection(&q);
+    Ok(ApiReply(users::patch(ctx(&state, &scim), &id, body, if_match(&headers), p.as_ref()).await?))
+}
+
+pub async fn users_delete(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    Ok(ApiReply(users::delete(ctx(&state, &scim), &id, if_match(&headers)).await?))
+}
+
+pub async fn groups_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
+    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::Group, &list_params(&q)).await?))
+}
+
+pub async fn groups_create(State(state): State<AppState>, scim: Scim, q: QueryParams, JsonBody(body): JsonBody) -> ApiResult {
+    Ok(ApiReply(groups::create(ctx(&state, &scim), body, &projection(&q)).await?))
+}
+
+pub async fn groups_get(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+) -> ApiResult {
+    Ok(not_modified(&headers, groups::get(ctx(&state, &scim), &id, &projection(&q)).await?))
+}
+
+pub async fn groups_replace(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(groups::replace(ctx(&state, &scim), &id, body, if_match(&headers), &projection(&q)).await?))
+}
+
+pub async fn groups_patch(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryParams,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let p = patch_projection(&q);
+    Ok(ApiReply(groups::patch(ctx(&state, &scim), &id, body, if_match(&headers), p.as_ref()).await?))
+}
+
+pub async fn groups_delete(
+    State(state): State<AppState>,
+    scim: Scim,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    Ok(ApiReply(groups::delete(ctx(&state, &scim), &id, if_match(&headers)).await?))
+}
+
+pub async fn service_provider_config(scim: Scim) -> ApiResult {
+    Ok(ApiReply(discovery::service_provider_config(&scim.base_url)))
+}
+
+pub async fn resource_types(scim: Scim) -> ApiResult {
+    Ok(ApiReply(discovery::resource_types(&scim.base_url)))
+}
+
+pub async fn resource_type(scim: Scim, Path((_, name)): Path<(String, String)>) -> ApiResult {
+    Ok(ApiReply(discovery::resource_type(&scim.base_url, &name)?))
+}
+
+pub async fn schemas(scim: Scim) -> ApiResult {
+    Ok(ApiReply(discovery::schemas(&scim.base_url)))
+}
+
+pub async fn schema(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiResult {
+    Ok(ApiReply(discovery::schema(&scim.base_url, &id)?))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError(ScimError::not_found("no such endpoint"))
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError(ScimError::new(405, None, "method not allowed on this endpoint"))
+}

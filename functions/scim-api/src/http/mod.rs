@@ -1,0 +1,203 @@
+//! Request extractors, response types and middleware.
+
+pub mod handlers;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use idlcm::auth;
+use idlcm::error::ScimError;
+use idlcm::service::Reply;
+use serde_json::Value;
+
+use crate::AppState;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// A SCIM error on the wire: RFC 7644 §3.12 JSON, `application/scim+json`.
+#[derive(Debug)]
+pub struct ApiError(pub ScimError);
+
+impl From<ScimError> for ApiError {
+    fn from(e: ScimError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.0.to_json().to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// A successful SCIM answer with its headers.
+pub struct ApiReply(pub Reply);
+
+impl IntoResponse for ApiReply {
+    fn into_response(self) -> Response {
+        let r = self.0;
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+        let mut resp = match r.body {
+            Some(b) => (status, b.to_string()).into_response(),
+            None => status.into_response(),
+        };
+        let h = resp.headers_mut();
+        if r.status != 204 {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        }
+        if let Some(v) = r.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            h.insert(header::ETAG, v);
+        }
+        if let Some(v) = r.location.filter(|_| r.status == 201).and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(header::LOCATION, v);
+        }
+        resp
+    }
+}
+
+pub type ApiResult = Result<ApiReply, ApiError>;
+
+/// The public base URL of the API: configured, else from the request's Host.
+pub fn api_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.config.public_url {
+        return u.clone();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("https");
+    format!("{proto}://{host}")
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(auth::bearer)
+}
+
+/// An authenticated SCIM request: the integration it targets and its SCIM base URL.
+pub struct Scim {
+    pub integration_id: String,
+    pub base_url: String,
+}
+
+impl FromRequestParts<AppState> for Scim {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params: Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ScimError::not_found("unknown integration"))?;
+        let iid = params.get("iid").cloned().unwrap_or_default();
+        let unauthorized = || ApiError(ScimError::unauthorized("missing or invalid bearer token for this integration"));
+        let token = bearer(parts).ok_or_else(unauthorized)?;
+        // An unknown integration and a wrong token look the same: 401, nothing to probe.
+        if iid.is_empty() || iid.len() > 64 || !iid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(unauthorized());
+        }
+        let record = state.store.get_integration(&iid).await.map_err(ScimError::from)?.ok_or_else(unauthorized)?;
+        if !auth::verify(token, &record.token_hashes) {
+            return Err(unauthorized());
+        }
+        let base_url = format!("{}/scim/v2/{iid}", api_url(state, &parts.headers));
+        Ok(Scim { integration_id: iid, base_url })
+    }
+}
+
+/// Marks a request as the admin's.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ok = bearer(parts).is_some_and(|t| auth::verify(t, std::slice::from_ref(&state.config.admin_token_sha256)));
+        if ok { Ok(Admin) } else { Err(ApiError(ScimError::unauthorized("missing or invalid admin token"))) }
+    }
+}
+
+/// A JSON request body: `application/scim+json` or `application/json` (any charset), or no
+/// content type at all; at most [`crate::MAX_BODY_BYTES`].
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
+        if let Some(ct) = content_type {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+            if !(mime.is_empty() || mime == SCIM_JSON || mime == "application/json" || mime.ends_with("+json") || mime == "text/json") {
+                return Err(ApiError(ScimError::new(
+                    415,
+                    None,
+                    format!("unsupported content type '{mime}'; send application/scim+json"),
+                )));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ScimError::new(413, None, format!("request body exceeds {} bytes", crate::MAX_BODY_BYTES))
+            } else {
+                ScimError::invalid_syntax("could not read the request body")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError(ScimError::invalid_syntax("a JSON request body is required")));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError(ScimError::invalid_syntax(format!("malformed JSON: {e}"))))
+    }
+}
+
+/// Query parameters, names matched case-insensitively (`startIndex`, `StartIndex`).
+pub struct QueryParams(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+            .map_err(|_| ApiError(ScimError::invalid_syntax("malformed query string")))?;
+        Ok(QueryParams(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()))
+    }
+}
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// One log line per request: method, route template (never the query: filters carry PII),
+/// status, latency, integration id.
+pub async fn log_requests(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "-".into());
+    let integration = req.uri().path().strip_prefix("/scim/v2/").and_then(|p| p.split('/').next()).unwrap_or("").to_string();
+    let resp = next.run(req).await;
+    tracing::info!(
+        %method,
+        route,
+        status = resp.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64,
+        integration_id = integration,
+        "request"
+    );
+    resp
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError(ScimError::internal("internal error")).into_response()
+}

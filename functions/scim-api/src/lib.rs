@@ -1,0 +1,70 @@
+//! HTTP edge of the SCIM and admin APIs: routing, authentication, content types, and the
+//! mapping of domain errors to RFC 7644 §3.12 responses. Logic lives in `idlcm::service`.
+
+mod http;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use idlcm::config::Config;
+use idlcm::store::Store;
+
+pub use http::{ApiError, ApiReply};
+
+/// Largest request body accepted (a 1,000-member group PUT is ~100 KB; Lambda's limit is 6 MB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Per-cold-start state: configuration and the DynamoDB client.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+}
+
+impl AppState {
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+        let store = Store::new(dynamodb, config.table.clone());
+        AppState(Arc::new(Inner { config, store }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    use http::handlers as h;
+    let scim = "/scim/v2/{iid}";
+    Router::new()
+        .route("/admin/integrations", post(h::admin_create_integration))
+        .route(&format!("{scim}/Users"), get(h::users_list).post(h::users_create))
+        .route(&format!("{scim}/Users/"), get(h::users_list).post(h::users_create))
+        .route(
+            &format!("{scim}/Users/{{id}}"),
+            get(h::users_get).put(h::users_replace).patch(h::users_patch).delete(h::users_delete),
+        )
+        .route(&format!("{scim}/Groups"), get(h::groups_list).post(h::groups_create))
+        .route(&format!("{scim}/Groups/"), get(h::groups_list).post(h::groups_create))
+        .route(
+            &format!("{scim}/Groups/{{id}}"),
+            get(h::groups_get).put(h::groups_replace).patch(h::groups_patch).delete(h::groups_delete),
+        )
+        .route(&format!("{scim}/ServiceProviderConfig"), get(h::service_provider_config))
+        .route(&format!("{scim}/ResourceTypes"), get(h::resource_types))
+        .route(&format!("{scim}/ResourceTypes/{{name}}"), get(h::resource_type))
+        .route(&format!("{scim}/Schemas"), get(h::schemas))
+        .route(&format!("{scim}/Schemas/{{id}}"), get(h::schema))
+        .fallback(h::not_found)
+        .method_not_allowed_fallback(h::method_not_allowed)
+        .layer(axum::middleware::from_fn(http::log_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(http::panic_response))
+        .with_state(state)
+}

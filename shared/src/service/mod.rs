@@ -1,0 +1,108 @@
+//! The SCIM service: what each SCIM request does, as plain async functions over the
+//! [`Store`]. The `scim-api` function only translates HTTP to these calls and back.
+
+pub mod admin;
+pub mod discovery;
+pub mod groups;
+pub mod list;
+pub mod render;
+pub mod users;
+
+use serde_json::Value;
+
+use crate::error::ScimError;
+use crate::store::resources::{Kind, Stored, WriteError};
+use crate::store::{Store, StoreError};
+
+/// How many times a write re-reads and retries after losing an optimistic-lock race.
+pub const WRITE_ATTEMPTS: usize = 8;
+
+/// One integration's SCIM endpoint, as seen by a request.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub integration_id: &'a str,
+    /// The integration's SCIM base URL, `{api}/scim/v2/{integration_id}`.
+    pub base_url: &'a str,
+}
+
+/// A SCIM answer: status, optional body, optional ETag and Location headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Self { status, body: Some(body), etag: None, location: None }
+    }
+    pub fn no_content() -> Self {
+        Self { status: 204, body: None, etag: None, location: None }
+    }
+}
+
+/// Storage failures are ours, not the client's: 500 (or 503 when DynamoDB throttles).
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        match &e {
+            StoreError::Aws { message, .. }
+                if message.contains("Throttl") || message.contains("ProvisionedThroughputExceeded") =>
+            {
+                ScimError::unavailable("the service is busy; retry later")
+            }
+            _ => ScimError::internal("internal storage error"),
+        }
+    }
+}
+
+pub(crate) fn write_error(kind: Kind, e: WriteError, doc: &serde_json::Map<String, Value>) -> ScimError {
+    match e {
+        WriteError::Conflict(attr) => {
+            let what = match attr {
+                "externalId" => format!("a {} with this externalId already exists", kind.name()),
+                other => {
+                    let v = doc.get(other).and_then(Value::as_str).unwrap_or("");
+                    format!("{other} '{v}' is already taken by another {}", kind.name())
+                }
+            };
+            ScimError::uniqueness(what)
+        }
+        WriteError::VersionMismatch => ScimError::precondition_failed("the resource was modified concurrently"),
+        WriteError::Store(s) => s.into(),
+    }
+}
+
+/// `ETag` of a version (weak: the representation may vary with `attributes`).
+pub fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// RFC 7232 If-Match against the current version: `*` or any listed tag (weak comparison).
+pub fn if_match_ok(if_match: Option<&str>, current: &Stored) -> bool {
+    let Some(header) = if_match else { return true };
+    let current = etag(current.version);
+    let strip = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    header.split(',').any(|t| t.trim() == "*" || strip(t) == strip(&current))
+}
+
+pub(crate) fn check_key_lengths(kind: Kind, doc: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
+    for attr in [kind.unique_attr(), "externalId"] {
+        if let Some(Value::String(v)) = doc.get(attr)
+            && v.len() > crate::store::keys::MAX_KEY_VALUE_BYTES
+        {
+            return Err(ScimError::invalid_value(format!(
+                "{attr} is longer than {} bytes",
+                crate::store::keys::MAX_KEY_VALUE_BYTES
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

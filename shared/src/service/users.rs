@@ -1,0 +1,131 @@
+//! `/Users`: create, read, replace, patch, delete.
+
+use serde_json::Value;
+
+use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
+use crate::error::{ScimError, ScimResult};
+use crate::scim::resource::{Projection, check_required, normalise};
+use crate::scim::{patch, schema::USER_TYPE};
+use crate::store::resources::{Kind, Stored, WriteError};
+
+const KIND: Kind = Kind::User;
+
+fn not_found(id: &str) -> ScimError {
+    let shown: String = id.chars().take(64).collect();
+    ScimError::not_found(format!("User {shown} not found"))
+}
+
+fn prepare(body: Value) -> ScimResult<serde_json::Map<String, Value>> {
+    let doc = normalise(&USER_TYPE, body)?;
+    check_required(&USER_TYPE, &doc)?;
+    check_key_lengths(KIND, &doc)?;
+    Ok(doc)
+}
+
+pub(crate) fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Projection) -> Reply {
+    let body = projection.apply(render::resource(ctx.base_url, KIND, r, None));
+    Reply {
+        status,
+        body: Some(body),
+        etag: Some(etag(r.version)),
+        location: Some(render::location(ctx.base_url, KIND, &r.id)),
+    }
+}
+
+async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
+    ctx.store.get_resource(ctx.integration_id, KIND, id).await?.ok_or_else(|| not_found(id))
+}
+
+pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimResult<Reply> {
+    let doc = prepare(body)?;
+    let stored = ctx
+        .store
+        .create_resource(ctx.integration_id, KIND, doc.clone(), &now(), Vec::new())
+        .await
+        .map_err(|e| write_error(KIND, e, &doc))?;
+    Ok(reply(ctx, 201, &stored, projection))
+}
+
+pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
+    let r = load(ctx, id).await?;
+    Ok(reply(ctx, 200, &r, projection))
+}
+
+/// Re-reads and re-applies `change` until the optimistic lock holds; with `If-Match`, a lost
+/// race is a 412 instead (the client asked for that exact version).
+async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> ScimResult<Stored>
+where
+    F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
+{
+    for _ in 0..WRITE_ATTEMPTS {
+        let old = load(ctx, id).await?;
+        if !if_match_ok(if_match, &old) {
+            return Err(ScimError::precondition_failed("If-Match does not match the current version"));
+        }
+        let doc = change(&old)?;
+        if doc == old.doc {
+            return Ok(old);
+        }
+        match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), Vec::new()).await {
+            Ok(new) => return Ok(new),
+            Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
+            Err(e) => return Err(write_error(KIND, e, &doc)),
+        }
+    }
+    Err(ScimError::unavailable("too many concurrent changes to this user; retry"))
+}
+
+pub async fn replace(ctx: Ctx<'_>, id: &str, body: Value, if_match: Option<&str>, projection: &Projection) -> ScimResult<Reply> {
+    let doc = prepare(body)?;
+    let r = update(ctx, id, if_match, |_| Ok(doc.clone())).await?;
+    Ok(reply(ctx, 200, &r, projection))
+}
+
+pub async fn patch(
+    ctx: Ctx<'_>,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+    projection: Option<&Projection>,
+) -> ScimResult<Reply> {
+    let ops = patch::parse_request(body)?;
+    let r = update(ctx, id, if_match, |old| {
+        let mut doc = old.doc.clone();
+        patch::apply(&mut doc, &USER_TYPE, &ops)?;
+        prepare(Value::Object(doc))
+    })
+    .await?;
+    Ok(match projection {
+        Some(p) => reply(ctx, 200, &r, p),
+        None => Reply { etag: Some(etag(r.version)), ..Reply::no_content() },
+    })
+}
+
+pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<Reply> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let old = load(ctx, id).await?;
+        if !if_match_ok(if_match, &old) {
+            return Err(ScimError::precondition_failed("If-Match does not match the current version"));
+        }
+        match ctx.store.delete_resource(ctx.integration_id, KIND, &old).await {
+            Ok(()) => {
+                remove_memberships(ctx, id).await?;
+                return Ok(Reply::no_content());
+            }
+            Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
+            Err(e) => return Err(write_error(KIND, e, &old.doc)),
+        }
+    }
+    Err(ScimError::unavailable("too many concurrent changes to this user; retry"))
+}
+
+/// A deleted user leaves every group.
+async fn remove_memberships(ctx: Ctx<'_>, user_id: &str) -> ScimResult<()> {
+    let groups = ctx.store.user_groups(ctx.integration_id, user_id).await?;
+    let mut actions = Vec::with_capacity(groups.len() * 2);
+    for g in &groups {
+        actions.extend(ctx.store.member_deletes(ctx.integration_id, g, user_id)?);
+    }
+    ctx.store.transact_chunked(actions).await?;
+    Ok(())
+}

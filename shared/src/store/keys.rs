@@ -1,0 +1,85 @@
+//! Every DynamoDB key idlcm writes is built here (single-table design, DESIGN.md §3).
+//! All items of an integration live under `pk = INTEGRATION#<id>`.
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+pub fn integration_pk(integration_id: &str) -> String {
+    format!("INTEGRATION#{integration_id}")
+}
+
+pub const CONFIG_SK: &str = "CONFIG";
+
+pub const USER_PREFIX: &str = "USER#";
+pub const GROUP_PREFIX: &str = "GROUP#";
+
+pub fn user_sk(user_id: &str) -> String {
+    format!("{USER_PREFIX}{user_id}")
+}
+
+pub fn group_sk(group_id: &str) -> String {
+    format!("{GROUP_PREFIX}{group_id}")
+}
+
+/// Uniqueness row for a userName; userName is case-insensitive (RFC 7643 caseExact=false).
+pub fn user_name_sk(user_name: &str) -> String {
+    format!("USERNAME#{}", user_name.to_lowercase())
+}
+
+/// Uniqueness row for a group displayName (case-insensitive).
+pub fn group_name_sk(display_name: &str) -> String {
+    format!("GROUPNAME#{}", display_name.to_lowercase())
+}
+
+/// Uniqueness row for an externalId (case-exact), per resource type.
+pub fn external_id_sk(resource_type: &str, external_id: &str) -> String {
+    format!("EXTERNALID#{resource_type}#{external_id}")
+}
+
+/// Membership row, listed per group.
+pub fn member_sk(group_id: &str, user_id: &str) -> String {
+    format!("{}{user_id}", member_prefix(group_id))
+}
+
+pub fn member_prefix(group_id: &str) -> String {
+    format!("MEMBER#{group_id}#")
+}
+
+/// Reverse membership row, listed per user.
+pub fn member_of_sk(user_id: &str, group_id: &str) -> String {
+    format!("{}{group_id}", member_of_prefix(user_id))
+}
+
+pub fn member_of_prefix(user_id: &str) -> String {
+    format!("MEMBEROF#{user_id}#")
+}
+
+/// Resource ids are ULIDs; anything else cannot exist, so it is answered 404 without a read.
+pub fn is_resource_id(id: &str) -> bool {
+    id.len() == 26 && ulid::Ulid::from_string(id).is_ok()
+}
+
+/// Longest userName/displayName/externalId accepted: keeps keys under DynamoDB's 1 KB sort-key limit.
+pub const MAX_KEY_VALUE_BYTES: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_do_not_overlap() {
+        // `USER#` must not select `USERNAME#` rows when listing users.
+        assert!(!user_name_sk("x").starts_with(USER_PREFIX));
+        assert!(!group_name_sk("x").starts_with(GROUP_PREFIX));
+        assert_eq!(user_name_sk("Alice@X.com"), "USERNAME#alice@x.com");
+        assert!(member_sk("g", "u").starts_with(&member_prefix("g")));
+    }
+
+    #[test]
+    fn only_ulids_are_ids() {
+        assert!(is_resource_id(&ulid::Ulid::new().to_string()));
+        assert!(!is_resource_id("010101001010101011001010101011"));
+        assert!(!is_resource_id("00919288221112222"));
+        assert!(!is_resource_id("../etc"));
+    }
+}

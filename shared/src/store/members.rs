@@ -1,0 +1,76 @@
+//! Group membership as rows: `MEMBER#<group>#<user>` (listed per group) and its reverse
+//! `MEMBEROF#<user>#<group>` (listed per user). Adding or removing a member writes rows only;
+//! nothing reads, modifies and writes back a member list, so concurrent PATCHes never lose a member.
+
+use std::collections::HashSet;
+
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+
+use super::resources::Kind;
+use super::{Store, StoreError, get_s, key, keys, s};
+
+impl Store {
+    /// The two puts that make `user_id` a member of `group_id`.
+    pub fn member_puts(&self, iid: &str, group_id: &str, user_id: &str) -> Result<[TransactWriteItem; 2], StoreError> {
+        let pk = keys::integration_pk(iid);
+        let row = |sk: String| -> Result<TransactWriteItem, StoreError> {
+            let mut item = key(pk.clone(), sk);
+            item.insert("group_id".into(), s(group_id));
+            item.insert("user_id".into(), s(user_id));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        Ok([row(keys::member_sk(group_id, user_id))?, row(keys::member_of_sk(user_id, group_id))?])
+    }
+
+    /// The two deletes that end a membership (idempotent: deleting a non-member is fine).
+    pub fn member_deletes(&self, iid: &str, group_id: &str, user_id: &str) -> Result<[TransactWriteItem; 2], StoreError> {
+        let pk = keys::integration_pk(iid);
+        let row = |sk: String| -> Result<TransactWriteItem, StoreError> {
+            let del = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), sk)))
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            Ok(TransactWriteItem::builder().delete(del).build())
+        };
+        Ok([row(keys::member_sk(group_id, user_id))?, row(keys::member_of_sk(user_id, group_id))?])
+    }
+
+    /// User ids in a group, in id order.
+    pub async fn group_members(&self, iid: &str, group_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.query_all(keys::integration_pk(iid), keys::member_prefix(group_id)).await?;
+        Ok(rows.iter().filter_map(|r| get_s(r, "user_id").map(str::to_string)).collect())
+    }
+
+    /// Group ids a user belongs to.
+    pub async fn user_groups(&self, iid: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.query_all(keys::integration_pk(iid), keys::member_of_prefix(user_id)).await?;
+        Ok(rows.iter().filter_map(|r| get_s(r, "group_id").map(str::to_string)).collect())
+    }
+
+    /// Which of `ids` are existing resources of `kind` (one BatchGetItem per 100 ids).
+    pub async fn existing_ids(&self, iid: &str, kind: Kind, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        let candidates: Vec<&String> = ids.iter().filter(|id| keys::is_resource_id(id)).collect();
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let pk = keys::integration_pk(iid);
+        let request: Vec<_> = candidates.iter().map(|id| key(pk.clone(), kind.sk(id))).collect();
+        let found = self.batch_get(request).await?;
+        Ok(found.iter().filter_map(|i| get_s(i, "id").map(str::to_string)).collect())
+    }
+
+    /// Runs actions that need not be atomic with each other (member rows of a large change)
+    /// in transactions of at most 100.
+    pub async fn transact_chunked(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        for chunk in items.chunks(super::MAX_TRANSACTION_ITEMS) {
+            self.transact(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+}

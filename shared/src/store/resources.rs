@@ -1,0 +1,330 @@
+//! User and Group resource rows with their uniqueness rows (userName / displayName,
+//! externalId), written together in one transaction with an optimistic lock on `version`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Item, Store, StoreError, keys, n, s};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+
+/// The two SCIM resource kinds idlcm stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    pub fn sk(self, id: &str) -> String {
+        match self {
+            Kind::User => keys::user_sk(id),
+            Kind::Group => keys::group_sk(id),
+        }
+    }
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::User => keys::USER_PREFIX,
+            Kind::Group => keys::GROUP_PREFIX,
+        }
+    }
+    /// The attribute unique per integration, case-insensitively.
+    pub fn unique_attr(self) -> &'static str {
+        match self {
+            Kind::User => "userName",
+            Kind::Group => "displayName",
+        }
+    }
+    pub fn unique_sk(self, value: &str) -> String {
+        match self {
+            Kind::User => keys::user_name_sk(value),
+            Kind::Group => keys::group_name_sk(value),
+        }
+    }
+}
+
+/// A stored resource: the normalised document plus server-kept metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub id: String,
+    pub doc: Map<String, Value>,
+    pub version: u64,
+    pub created: String,
+    pub last_modified: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResourceRow {
+    pk: String,
+    sk: String,
+    id: String,
+    doc: String,
+    version: u64,
+    created: String,
+    last_modified: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UniqueRow {
+    pk: String,
+    sk: String,
+    id: String,
+}
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Another resource has this `userName`/`displayName` or `externalId`.
+    Conflict(&'static str),
+    /// The resource changed (or vanished) since it was read.
+    VersionMismatch,
+    Store(StoreError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+fn unique_keys(kind: Kind, doc: &Map<String, Value>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(Value::String(v)) = doc.get(kind.unique_attr()) {
+        out.push((kind.unique_attr(), kind.unique_sk(v)));
+    }
+    if let Some(Value::String(v)) = doc.get("externalId") {
+        out.push(("externalId", keys::external_id_sk(kind.name(), v)));
+    }
+    out
+}
+
+fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(v).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+impl Stored {
+    fn from_item(item: Item) -> Result<Self, StoreError> {
+        let row: ResourceRow = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let doc = match serde_json::from_str(&row.doc) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(StoreError::Malformed(format!("resource {} has no JSON object", row.id))),
+        };
+        Ok(Stored { id: row.id, doc, version: row.version, created: row.created, last_modified: row.last_modified })
+    }
+}
+
+impl Store {
+    fn put_resource(&self, iid: &str, kind: Kind, r: &Stored, condition: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+        let row = ResourceRow {
+            pk: keys::integration_pk(iid),
+            sk: kind.sk(&r.id),
+            id: r.id.clone(),
+            doc: Value::Object(r.doc.clone()).to_string(),
+            version: r.version,
+            created: r.created.clone(),
+            last_modified: r.last_modified.clone(),
+        };
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(&row)?));
+        put = match condition {
+            None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", keys::PK),
+            Some(v) => put
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(v)),
+        };
+        let put = put.build().map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn put_unique(&self, iid: &str, sk: String, id: &str) -> Result<TransactWriteItem, StoreError> {
+        let row = UniqueRow { pk: keys::integration_pk(iid), sk, id: id.to_string() };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&row)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete_key(&self, iid: &str, sk: String) -> Result<TransactWriteItem, StoreError> {
+        let del = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(iid), sk)))
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(del).build())
+    }
+
+    /// Maps a cancelled transaction to the constraint that failed; `labels[i]` names action i.
+    fn classify(err: StoreError, labels: &[Option<&'static str>]) -> WriteError {
+        if let StoreError::Cancelled(reasons) = &err {
+            for (i, r) in reasons.iter().enumerate() {
+                if r.as_deref() == Some("ConditionalCheckFailed") {
+                    return match labels.get(i).copied().flatten() {
+                        Some(attr) => WriteError::Conflict(attr),
+                        None => WriteError::VersionMismatch,
+                    };
+                }
+            }
+        }
+        WriteError::Store(err)
+    }
+
+    /// Creates a resource with its uniqueness rows; `extra` actions (member rows) join the transaction.
+    pub async fn create_resource(
+        &self,
+        iid: &str,
+        kind: Kind,
+        doc: Map<String, Value>,
+        now: &str,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<Stored, WriteError> {
+        let stored = Stored {
+            id: ulid::Ulid::new().to_string(),
+            doc,
+            version: 1,
+            created: now.to_string(),
+            last_modified: now.to_string(),
+        };
+        let mut items = vec![self.put_resource(iid, kind, &stored, None)?];
+        let mut labels = vec![None];
+        for (attr, sk) in unique_keys(kind, &stored.doc) {
+            items.push(self.put_unique(iid, sk, &stored.id)?);
+            labels.push(Some(attr));
+        }
+        items.extend(extra);
+        self.transact(items).await.map_err(|e| Self::classify(e, &labels))?;
+        Ok(stored)
+    }
+
+    /// Writes a new document over `old`, only if `old.version` is still current. Uniqueness rows
+    /// follow changed values. `extra` actions join the transaction.
+    pub async fn replace_resource(
+        &self,
+        iid: &str,
+        kind: Kind,
+        old: &Stored,
+        doc: Map<String, Value>,
+        now: &str,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<Stored, WriteError> {
+        let new = Stored {
+            id: old.id.clone(),
+            doc,
+            version: old.version + 1,
+            created: old.created.clone(),
+            last_modified: now.to_string(),
+        };
+        let mut items = vec![self.put_resource(iid, kind, &new, Some(old.version))?];
+        let mut labels = vec![None];
+        let before = unique_keys(kind, &old.doc);
+        let after = unique_keys(kind, &new.doc);
+        for (_, sk) in before.iter().filter(|b| !after.iter().any(|a| a.1 == b.1)) {
+            items.push(self.delete_key(iid, sk.clone())?);
+            labels.push(None);
+        }
+        for (attr, sk) in after.iter().filter(|a| !before.iter().any(|b| b.1 == a.1)) {
+            items.push(self.put_unique(iid, sk.clone(), &new.id)?);
+            labels.push(Some(*attr));
+        }
+        items.extend(extra);
+        self.transact(items).await.map_err(|e| Self::classify(e, &labels))?;
+        Ok(new)
+    }
+
+    /// An action that bumps a resource's version and lastModified without rewriting it
+    /// (membership changes), optionally only at an expected version.
+    pub fn touch_action(&self, iid: &str, kind: Kind, id: &str, now: &str, expect: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+        let mut up = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(id))))
+            .update_expression("SET #lm = :now ADD #version :one")
+            .expression_attribute_names("#lm", "last_modified")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", n(1));
+        up = match expect {
+            None => up.condition_expression("attribute_exists(#pk)"),
+            Some(v) => up
+                .condition_expression("attribute_exists(#pk) AND #version = :version")
+                .expression_attribute_values(":version", n(v)),
+        };
+        let up = up.build().map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(up).build())
+    }
+
+    /// An action that fails the transaction unless the resource exists.
+    pub fn exists_check(&self, iid: &str, kind: Kind, id: &str) -> Result<TransactWriteItem, StoreError> {
+        let c = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(id))))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(c).build())
+    }
+
+    /// Deletes a resource and its uniqueness rows, only at `old.version`.
+    pub async fn delete_resource(&self, iid: &str, kind: Kind, old: &Stored) -> Result<(), WriteError> {
+        let del = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(&old.id))))
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", n(old.version))
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().delete(del).build()];
+        for (_, sk) in unique_keys(kind, &old.doc) {
+            items.push(self.delete_key(iid, sk)?);
+        }
+        self.transact(items).await.map_err(|e| Self::classify(e, &[]))
+    }
+
+    pub async fn get_resource(&self, iid: &str, kind: Kind, id: &str) -> Result<Option<Stored>, StoreError> {
+        if !keys::is_resource_id(id) {
+            return Ok(None);
+        }
+        match self.get(keys::integration_pk(iid), kind.sk(id)).await? {
+            Some(item) => Stored::from_item(item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Looks a resource up through a uniqueness row (`userName`/`displayName` or `externalId`).
+    pub async fn find_unique(&self, iid: &str, kind: Kind, attr: &str, value: &str) -> Result<Option<Stored>, StoreError> {
+        if value.len() > keys::MAX_KEY_VALUE_BYTES {
+            return Ok(None);
+        }
+        let sk = if attr.eq_ignore_ascii_case("externalId") {
+            keys::external_id_sk(kind.name(), value)
+        } else {
+            kind.unique_sk(value)
+        };
+        let Some(row) = self.get(keys::integration_pk(iid), sk).await? else { return Ok(None) };
+        let Some(id) = super::get_s(&row, "id") else { return Ok(None) };
+        self.get_resource(iid, kind, id).await
+    }
+
+    /// One page of an integration's resources of a kind, in id (creation) order.
+    pub async fn list_page(
+        &self,
+        iid: &str,
+        kind: Kind,
+        start: Option<Item>,
+        limit: i32,
+    ) -> Result<(Vec<Stored>, Option<Item>), StoreError> {
+        let (items, next) = self.query_prefix(keys::integration_pk(iid), kind.prefix().to_string(), start, limit).await?;
+        let rows = items.into_iter().map(Stored::from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok((rows, next))
+    }
+}
