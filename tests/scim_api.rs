@@ -44,7 +44,13 @@ async fn tokens_are_per_integration() {
     let resp = stack.http.get(format!("{}/Users", a.scim_base_url)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["content-type"], "application/scim+json");
-    let resp = stack.http.get(format!("{}/Users", a.scim_base_url)).header("authorization", "Basic eA==").send().await.unwrap();
+    let resp = stack
+        .http
+        .get(format!("{}/Users", a.scim_base_url))
+        .header("authorization", "Basic eA==")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 
     // B sees none of A's users.
@@ -244,7 +250,8 @@ async fn group_membership() {
         let (_, u) = i.call(h, "POST", "/Users", Some(user(&format!("m{n}@example.com")))).await;
         uids.push(u["id"].as_str().unwrap().to_string());
     }
-    let (s, g) = i.call(h, "POST", "/Groups", Some(json!({"displayName": "Admins", "members": [{"value": uids[0]}]}))).await;
+    let (s, g) =
+        i.call(h, "POST", "/Groups", Some(json!({"displayName": "Admins", "members": [{"value": uids[0]}]}))).await;
     assert_eq!(s, 201, "{g}");
     let gid = g["id"].as_str().unwrap().to_string();
     let (s, body) = i.call(h, "POST", "/Groups", Some(json!({"displayName": "admins"}))).await;
@@ -253,8 +260,13 @@ async fn group_membership() {
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
     // Entra add: capitalised op, `$ref: null`, several members.
     let (s, _) = i
-        .call(h, "PATCH", &format!("/Groups/{gid}"), Some(patch(json!([{"op": "Add", "path": "members",
-            "value": [{"$ref": null, "value": uids[1]}, {"$ref": null, "value": uids[2]}, {"value": uids[3]}]}]))))
+        .call(
+            h,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "Add", "path": "members",
+            "value": [{"$ref": null, "value": uids[1]}, {"$ref": null, "value": uids[2]}, {"value": uids[3]}]}]))),
+        )
         .await;
     assert_eq!(s, 204);
     let mut all = uids.clone();
@@ -263,7 +275,12 @@ async fn group_membership() {
 
     // Entra removal: path members + value list removes only those listed.
     let (s, _) = i
-        .call(h, "PATCH", &format!("/Groups/{gid}"), Some(patch(json!([{"op": "Remove", "path": "members", "value": [{"value": uids[1]}]}]))))
+        .call(
+            h,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "Remove", "path": "members", "value": [{"value": uids[1]}]}]))),
+        )
         .await;
     assert_eq!(s, 204);
     // Okta removal by filter, plus removing a non-member, plus a rename carrying the id.
@@ -282,13 +299,21 @@ async fn group_membership() {
     let (_, body) = i.call(h, "GET", &format!("/Groups/{gid}?excludedAttributes=members"), None).await;
     assert!(body.get("members").is_none());
     assert_eq!(body["displayName"], "Admins");
-    let (_, body) = i.call(h, "GET", "/Groups?filter=displayName%20eq%20%22admins%22&excludedAttributes=members", None).await;
+    let (_, body) =
+        i.call(h, "GET", "/Groups?filter=displayName%20eq%20%22admins%22&excludedAttributes=members", None).await;
     assert_eq!(body["totalResults"], 1);
     assert!(body["Resources"][0].get("members").is_none());
 
     // Replace all members; then a deleted user leaves the group.
     let (s, _) = i
-        .call(h, "PATCH", &format!("/Groups/{gid}"), Some(patch(json!([{"op": "replace", "path": "members", "value": [{"value": uids[1]}, {"value": uids[2]}]}]))))
+        .call(
+            h,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(
+                json!([{"op": "replace", "path": "members", "value": [{"value": uids[1]}, {"value": uids[2]}]}]),
+            )),
+        )
         .await;
     assert_eq!(s, 204);
     let mut now = vec![uids[1].clone(), uids[2].clone()];
@@ -299,7 +324,14 @@ async fn group_membership() {
     assert_eq!(member_ids(&stack, &i, &gid).await, vec![uids[2].clone()]);
 
     // PUT replaces members too.
-    let (s, body) = i.call(h, "PUT", &format!("/Groups/{gid}"), Some(json!({"displayName": "Admins 2", "members": [{"value": uids[0]}]}))).await;
+    let (s, body) = i
+        .call(
+            h,
+            "PUT",
+            &format!("/Groups/{gid}"),
+            Some(json!({"displayName": "Admins 2", "members": [{"value": uids[0]}]})),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(member_ids(&stack, &i, &gid).await, vec![uids[0].clone()]);
     let (s, _) = i.call(h, "DELETE", &format!("/Groups/{gid}"), None).await;

@@ -23,7 +23,9 @@ pub struct Integration {
 
 fn require_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with `make test`, which starts the moto emulator and creates the table")
+        panic!(
+            "{name} is not set: run the tests with `make test`, which starts the moto emulator and creates the table"
+        )
     })
 }
 

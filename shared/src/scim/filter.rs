@@ -62,11 +62,7 @@ pub struct AttrPath {
 impl AttrPath {
     /// An unqualified attribute without sub-attribute.
     pub fn simple(attr: impl Into<String>) -> Self {
-        Self {
-            uri: None,
-            attr: attr.into(),
-            sub: None,
-        }
+        Self { uri: None, attr: attr.into(), sub: None }
     }
 }
 
@@ -124,16 +120,12 @@ impl CompareOp {
             CompareOp::Lt,
             CompareOp::Le,
         ];
-        ALL.into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(word))
+        ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     /// `gt`, `ge`, `lt`, `le`.
     pub fn is_ordering(self) -> bool {
-        matches!(
-            self,
-            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
-        )
+        matches!(self, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le)
     }
 }
 
@@ -165,11 +157,7 @@ pub enum Filter {
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn child(f: &mut fmt::Formatter<'_>, c: &Filter, paren: bool) -> fmt::Result {
-            if paren {
-                write!(f, "({c})")
-            } else {
-                write!(f, "{c}")
-            }
+            if paren { write!(f, "({c})") } else { write!(f, "{c}") }
         }
         match self {
             Filter::Compare { path, op, value } => write!(f, "{path} {op} {value}"),
@@ -265,9 +253,7 @@ pub fn parse_attr_path(input: &str) -> ScimResult<AttrPath> {
 /// Split a possibly URN-qualified attribute name into (uri, rest). A URN is recognised as everything up to
 /// the last ':' when the string starts with "urn:" (case-insensitive). `rest` may contain a dotted sub-attribute.
 pub fn split_urn(name: &str) -> (Option<&str>, &str) {
-    let is_urn = name
-        .get(..4)
-        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    let is_urn = name.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
     if is_urn && let Some(i) = name.rfind(':') {
         return (Some(&name[..i]), &name[i + 1..]);
     }
@@ -295,13 +281,7 @@ pub fn matches(filter: &Filter, resource: &Value, schema: &dyn AttrSchema) -> bo
 /// element of the multi-valued attribute `attr` of schema `uri` (`None` for the core schema). The
 /// filter's paths name the element's sub-attributes; the schema is asked about
 /// `(uri, attr, Some(sub))`. Elements that are not objects match nothing.
-pub fn matches_value(
-    filter: &Filter,
-    element: &Value,
-    uri: Option<&str>,
-    attr: &str,
-    schema: &dyn AttrSchema,
-) -> bool {
+pub fn matches_value(filter: &Filter, element: &Value, uri: Option<&str>, attr: &str, schema: &dyn AttrSchema) -> bool {
     element.is_object() && eval(filter, element, Scope::Elem { uri, parent: attr }, schema)
 }
 
@@ -379,10 +359,7 @@ fn lex(input: &str) -> PResult<Vec<Token<'_>>> {
             i += 1;
         } else if b == b'"' {
             let (s, end) = lex_string(input, i)?;
-            toks.push(Token {
-                tok: Tok::Str(s),
-                pos: i,
-            });
+            toks.push(Token { tok: Tok::Str(s), pos: i });
             i = end;
         } else {
             let start = i;
@@ -390,10 +367,7 @@ fn lex(input: &str) -> PResult<Vec<Token<'_>>> {
                 i += 1;
             }
             // Stop bytes are ASCII, so `start..i` lies on char boundaries.
-            toks.push(Token {
-                tok: Tok::Word(&input[start..i]),
-                pos: start,
-            });
+            toks.push(Token { tok: Tok::Word(&input[start..i]), pos: start });
         }
     }
     Ok(toks)
@@ -408,10 +382,7 @@ fn lex_string(input: &str, start: usize) -> PResult<(String, usize)> {
     let mut seg = i;
     loop {
         let Some(&b) = bytes.get(i) else {
-            return Err(format!(
-                "unterminated string starting at position {}",
-                position(input, start)
-            ));
+            return Err(format!("unterminated string starting at position {}", position(input, start)));
         };
         match b {
             b'"' => {
@@ -421,12 +392,8 @@ fn lex_string(input: &str, start: usize) -> PResult<(String, usize)> {
             b'\\' => {
                 out.push_str(&input[seg..i]);
                 let esc_pos = i;
-                let bad_escape = || {
-                    format!(
-                        "invalid escape sequence in string at position {}",
-                        position(input, esc_pos)
-                    )
-                };
+                let bad_escape =
+                    || format!("invalid escape sequence in string at position {}", position(input, esc_pos));
                 i += 1;
                 match bytes.get(i) {
                     Some(b'"') => out.push('"'),
@@ -442,12 +409,11 @@ fn lex_string(input: &str, start: usize) -> PResult<(String, usize)> {
                         i += 4;
                         let code = if (0xD800..0xDC00).contains(&hi) {
                             // High surrogate: a `\uDC00`–`\uDFFF` must follow.
-                            let lo = (bytes.get(i + 1) == Some(&b'\\')
-                                && bytes.get(i + 2) == Some(&b'u'))
-                            .then(|| hex4(input, i + 3))
-                            .flatten()
-                            .filter(|lo| (0xDC00..0xE000).contains(lo))
-                            .ok_or_else(bad_escape)?;
+                            let lo = (bytes.get(i + 1) == Some(&b'\\') && bytes.get(i + 2) == Some(&b'u'))
+                                .then(|| hex4(input, i + 3))
+                                .flatten()
+                                .filter(|lo| (0xDC00..0xE000).contains(lo))
+                                .ok_or_else(bad_escape)?;
                             i += 6;
                             0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                         } else {
@@ -492,10 +458,7 @@ fn is_attr_name(s: &str) -> bool {
 fn is_schema_urn(uri: &str) -> bool {
     uri.split(':').count() >= 2
         && uri.split(':').all(|seg| {
-            !seg.is_empty()
-                && seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         })
 }
 
@@ -510,10 +473,7 @@ fn attr_path_from(s: &str) -> PResult<AttrPath> {
         return Err(format!("invalid schema URN '{}'", snippet(u)));
     }
     if rest.is_empty() {
-        return Err(format!(
-            "missing attribute name after schema URN in '{}'",
-            snippet(s)
-        ));
+        return Err(format!("missing attribute name after schema URN in '{}'", snippet(s)));
     }
     let (attr, sub) = match rest.split_once('.') {
         Some((a, b)) => (a, Some(b)),
@@ -525,17 +485,9 @@ fn attr_path_from(s: &str) -> PResult<AttrPath> {
     if let Some(sub) = sub
         && !is_attr_name(sub)
     {
-        return Err(format!(
-            "invalid sub-attribute name '{}' in '{}'",
-            snippet(sub),
-            snippet(s)
-        ));
+        return Err(format!("invalid sub-attribute name '{}' in '{}'", snippet(sub), snippet(s)));
     }
-    Ok(AttrPath {
-        uri: uri.map(str::to_owned),
-        attr: attr.to_owned(),
-        sub: sub.map(str::to_owned),
-    })
+    Ok(AttrPath { uri: uri.map(str::to_owned), attr: attr.to_owned(), sub: sub.map(str::to_owned) })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,11 +527,7 @@ fn parse_path(input: &str) -> PResult<PatchPath> {
         None => return Err("path is empty".into()),
         Some(Tok::Word(w)) if !w.starts_with('.') => (*w, p.pos()),
         Some(t) => {
-            return Err(format!(
-                "unexpected {} at position {}: expected an attribute name",
-                describe(t),
-                p.position()
-            ));
+            return Err(format!("unexpected {} at position {}: expected an attribute name", describe(t), p.position()));
         }
     };
     p.bump();
@@ -588,21 +536,14 @@ fn parse_path(input: &str) -> PResult<PatchPath> {
     let mut sub = None;
     if p.peek() == Some(&Tok::LBracket) {
         if path.sub.is_some() {
-            return Err(format!(
-                "a value filter cannot follow the sub-attribute in '{}'",
-                snippet(word)
-            ));
+            return Err(format!("a value filter cannot follow the sub-attribute in '{}'", snippet(word)));
         }
         filter = Some(p.parse_bracket()?);
         if let Some(Tok::Word(w)) = p.peek()
             && let Some(name) = w.strip_prefix('.')
         {
             if !is_attr_name(name) {
-                return Err(format!(
-                    "invalid sub-attribute name '{}' at position {}",
-                    snippet(name),
-                    p.position()
-                ));
+                return Err(format!("invalid sub-attribute name '{}' at position {}", snippet(name), p.position()));
             }
             sub = Some(name.to_owned());
             p.bump();
@@ -610,11 +551,7 @@ fn parse_path(input: &str) -> PResult<PatchPath> {
     }
     match p.peek() {
         None => Ok(PatchPath { path, filter, sub }),
-        Some(t) => Err(format!(
-            "unexpected {} at position {}: expected end of path",
-            describe(t),
-            p.position()
-        )),
+        Some(t) => Err(format!("unexpected {} at position {}: expected end of path", describe(t), p.position())),
     }
 }
 
@@ -627,12 +564,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> PResult<Self> {
-        Ok(Self {
-            input,
-            toks: lex(input)?,
-            i: 0,
-            depth: 0,
-        })
+        Ok(Self { input, toks: lex(input)?, i: 0, depth: 0 })
     }
 
     fn peek(&self) -> Option<&Tok<'a>> {
@@ -664,17 +596,13 @@ impl<'a> Parser<'a> {
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_FILTER_DEPTH {
-            return Err(format!(
-                "nesting deeper than {MAX_FILTER_DEPTH} levels at position {}",
-                self.position()
-            ));
+            return Err(format!("nesting deeper than {MAX_FILTER_DEPTH} levels at position {}", self.position()));
         }
         Ok(())
     }
 
     fn attr_path(&self, word: &str, pos: usize, in_value_path: bool) -> PResult<AttrPath> {
-        let path = attr_path_from(word)
-            .map_err(|e| format!("{e} at position {}", position(self.input, pos)))?;
+        let path = attr_path_from(word).map_err(|e| format!("{e} at position {}", position(self.input, pos)))?;
         if in_value_path && (path.uri.is_some() || path.sub.is_some()) {
             return Err(format!(
                 "'{}' at position {} must be a plain sub-attribute name inside a value filter",
@@ -722,10 +650,7 @@ impl<'a> Parser<'a> {
                         Ok(Filter::Not(Box::new(self.parse_group(in_vp)?)))
                     }
                     // `not pr`, `not eq "x"`: an attribute that happens to be called "not".
-                    Some(Tok::Word(op))
-                        if op.eq_ignore_ascii_case("pr")
-                            || CompareOp::from_keyword(op).is_some() =>
-                    {
+                    Some(Tok::Word(op)) if op.eq_ignore_ascii_case("pr") || CompareOp::from_keyword(op).is_some() => {
                         self.parse_attr_expr(in_vp)
                     }
                     _ => Err(format!(
@@ -756,11 +681,9 @@ impl<'a> Parser<'a> {
                 Ok(inner)
             }
             None => Err(format!("missing ')' to close '(' at position {open}")),
-            Some(t) => Err(format!(
-                "unexpected {} at position {}: expected 'and', 'or' or ')'",
-                describe(t),
-                self.position()
-            )),
+            Some(t) => {
+                Err(format!("unexpected {} at position {}: expected 'and', 'or' or ')'", describe(t), self.position()))
+            }
         }
     }
 
@@ -777,11 +700,9 @@ impl<'a> Parser<'a> {
                 Ok(inner)
             }
             None => Err(format!("missing ']' to close '[' at position {open}")),
-            Some(t) => Err(format!(
-                "unexpected {} at position {}: expected 'and', 'or' or ']'",
-                describe(t),
-                self.position()
-            )),
+            Some(t) => {
+                Err(format!("unexpected {} at position {}: expected 'and', 'or' or ']'", describe(t), self.position()))
+            }
         }
     }
 
@@ -792,10 +713,7 @@ impl<'a> Parser<'a> {
         let word: &'a str = match self.peek() {
             Some(Tok::Word(word)) => word,
             _ => {
-                return Err(format!(
-                    "expected an attribute at position {}",
-                    self.position()
-                ));
+                return Err(format!("expected an attribute at position {}", self.position()));
             }
         };
         let path = self.attr_path(word, pos, in_vp)?;
@@ -823,24 +741,14 @@ impl<'a> Parser<'a> {
             && let Some(name) = w.strip_prefix('.')
         {
             if !is_attr_name(name) {
-                return Err(format!(
-                    "invalid sub-attribute name '{}' at position {}",
-                    snippet(name),
-                    self.position()
-                ));
+                return Err(format!("invalid sub-attribute name '{}' at position {}", snippet(name), self.position()));
             }
             let sub = AttrPath::simple(name);
             self.bump();
             let cond = self.parse_op_value(sub)?;
-            return Ok(Filter::ValuePath {
-                path,
-                filter: Box::new(Filter::And(Box::new(inner), Box::new(cond))),
-            });
+            return Ok(Filter::ValuePath { path, filter: Box::new(Filter::And(Box::new(inner), Box::new(cond))) });
         }
-        Ok(Filter::ValuePath {
-            path,
-            filter: Box::new(inner),
-        })
+        Ok(Filter::ValuePath { path, filter: Box::new(inner) })
     }
 
     /// `pr` or compareOp compValue after `path`.
@@ -861,10 +769,7 @@ impl<'a> Parser<'a> {
                 }
             },
             None => {
-                return Err(format!(
-                    "missing operator after attribute '{path}' at position {}",
-                    self.position()
-                ));
+                return Err(format!("missing operator after attribute '{path}' at position {}", self.position()));
             }
             Some(t) => {
                 return Err(format!(
@@ -877,16 +782,9 @@ impl<'a> Parser<'a> {
         self.bump();
         let value = match self.peek() {
             Some(Tok::Str(s)) => Value::String(s.clone()),
-            Some(Tok::Word(w))
-                if !w.eq_ignore_ascii_case("and") && !w.eq_ignore_ascii_case("or") =>
-            {
-                word_value(w)
-            }
+            Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("and") && !w.eq_ignore_ascii_case("or") => word_value(w),
             _ => {
-                return Err(format!(
-                    "missing value after operator '{op}' at position {}",
-                    self.position()
-                ));
+                return Err(format!("missing value after operator '{op}' at position {}", self.position()));
             }
         };
         self.bump();
@@ -926,17 +824,11 @@ fn parse_number(s: &str) -> Option<Number> {
 #[derive(Clone, Copy)]
 enum Scope<'a> {
     Root,
-    Elem {
-        uri: Option<&'a str>,
-        parent: &'a str,
-    },
+    Elem { uri: Option<&'a str>, parent: &'a str },
 }
 
 /// The (uri, attr, sub) triple the schema is asked about.
-fn schema_key<'a>(
-    path: &'a AttrPath,
-    scope: Scope<'a>,
-) -> (Option<&'a str>, &'a str, Option<&'a str>) {
+fn schema_key<'a>(path: &'a AttrPath, scope: Scope<'a>) -> (Option<&'a str>, &'a str, Option<&'a str>) {
     match scope {
         Scope::Root => (path.uri.as_deref(), &path.attr, path.sub.as_deref()),
         Scope::Elem { uri, parent } => (uri, parent, Some(&path.attr)),
@@ -962,10 +854,7 @@ fn validate_in(filter: &Filter, schema: &dyn AttrSchema, scope: Scope<'_>) -> Sc
                 }
                 let (uri, attr, sub) = schema_key(path, scope);
                 let kind = schema.kind(uri, attr, sub);
-                if matches!(
-                    kind,
-                    AttrKind::Boolean | AttrKind::Binary | AttrKind::Complex
-                ) {
+                if matches!(kind, AttrKind::Boolean | AttrKind::Binary | AttrKind::Complex) {
                     return Err(ScimError::invalid_filter(format!(
                         "operator '{op}' is not supported on {} attribute '{}'",
                         kind.as_str(),
@@ -986,17 +875,10 @@ fn validate_in(filter: &Filter, schema: &dyn AttrSchema, scope: Scope<'_>) -> Sc
                 "nested value filter on '{}' is not supported",
                 display_path(path, scope)
             ))),
-            Scope::Root if path.sub.is_some() => Err(ScimError::invalid_filter(format!(
-                "a value filter cannot follow the sub-attribute in '{path}'"
-            ))),
-            Scope::Root => validate_in(
-                filter,
-                schema,
-                Scope::Elem {
-                    uri: path.uri.as_deref(),
-                    parent: &path.attr,
-                },
-            ),
+            Scope::Root if path.sub.is_some() => {
+                Err(ScimError::invalid_filter(format!("a value filter cannot follow the sub-attribute in '{path}'")))
+            }
+            Scope::Root => validate_in(filter, schema, Scope::Elem { uri: path.uri.as_deref(), parent: &path.attr }),
         },
     }
 }
@@ -1007,31 +889,21 @@ fn validate_in(filter: &Filter, schema: &dyn AttrSchema, scope: Scope<'_>) -> Sc
 
 /// `obj[key]`, the key matched exactly first, then ASCII-case-insensitively.
 fn get_ci<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// The object holding the attributes of schema `uri` in `resource`.
 fn container<'v>(resource: &'v Value, uri: Option<&str>) -> Option<&'v Map<String, Value>> {
     let root = resource.as_object()?;
     let Some(uri) = uri else { return Some(root) };
-    let is_core = uri
-        .get(..CORE_URN_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(CORE_URN_PREFIX))
+    let is_core = uri.get(..CORE_URN_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(CORE_URN_PREFIX))
         && match get_ci(root, "schemas") {
-            Some(Value::Array(schemas)) => schemas
-                .iter()
-                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(uri))),
+            Some(Value::Array(schemas)) => {
+                schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(uri)))
+            }
             _ => true,
         };
-    if is_core {
-        Some(root)
-    } else {
-        get_ci(root, uri)?.as_object()
-    }
+    if is_core { Some(root) } else { get_ci(root, uri)?.as_object() }
 }
 
 /// The value of `path.attr` (not yet its sub-attribute) as seen from `node` in `scope`.
@@ -1075,10 +947,7 @@ fn candidates<'v>(v: &'v Value, sub: Option<&str>, out: &mut Vec<Candidate<'v>>)
             }
         }
         (Value::Array(a), Some(s)) => {
-            for x in a
-                .iter()
-                .filter_map(|e| e.as_object().and_then(|o| get_ci(o, s)))
-            {
+            for x in a.iter().filter_map(|e| e.as_object().and_then(|o| get_ci(o, s))) {
                 push_flat(x, out);
             }
         }
@@ -1118,14 +987,9 @@ fn eval<'f>(filter: &'f Filter, node: &Value, scope: Scope<'f>, schema: &dyn Att
             let Some(v) = lookup(node, path, scope) else {
                 return false;
             };
-            let inner = Scope::Elem {
-                uri: path.uri.as_deref(),
-                parent: &path.attr,
-            };
+            let inner = Scope::Elem { uri: path.uri.as_deref(), parent: &path.attr };
             match v {
-                Value::Array(a) => a
-                    .iter()
-                    .any(|e| e.is_object() && eval(filter, e, inner, schema)),
+                Value::Array(a) => a.iter().any(|e| e.is_object() && eval(filter, e, inner, schema)),
                 Value::Object(_) => eval(filter, v, inner, schema),
                 _ => false,
             }
@@ -1174,9 +1038,7 @@ fn eval_compare(
         let mut kind = schema.kind(uri, attr, sub);
         let is_meta_time = matches!(scope, Scope::Root)
             && attr.eq_ignore_ascii_case("meta")
-            && sub.is_some_and(|s| {
-                s.eq_ignore_ascii_case("created") || s.eq_ignore_ascii_case("lastModified")
-            });
+            && sub.is_some_and(|s| s.eq_ignore_ascii_case("created") || s.eq_ignore_ascii_case("lastModified"));
         if is_meta_time && matches!(kind, AttrKind::String | AttrKind::Unknown) {
             kind = AttrKind::DateTime;
         }
@@ -1184,16 +1046,8 @@ fn eval_compare(
     };
     let direct = info(sub);
     // Elements reached through their implied `value`: ask the schema about `attr.value`.
-    let implied = if sub.is_none() && cands.iter().any(|(_, implied)| *implied) {
-        info(Some("value"))
-    } else {
-        direct
-    };
-    let test_op = if op == CompareOp::Ne {
-        CompareOp::Eq
-    } else {
-        op
-    };
+    let implied = if sub.is_none() && cands.iter().any(|(_, implied)| *implied) { info(Some("value")) } else { direct };
+    let test_op = if op == CompareOp::Ne { CompareOp::Eq } else { op };
     let hit = cands.iter().any(|&(c, via_value)| {
         let (case_exact, kind) = if via_value { implied } else { direct };
         compare_one(c, test_op, operand, case_exact, kind)
@@ -1218,11 +1072,7 @@ fn is_substring_op(op: CompareOp) -> bool {
 }
 
 fn fold(s: &str, case_exact: bool) -> Cow<'_, str> {
-    if case_exact || !s.chars().any(char::is_uppercase) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(s.to_lowercase())
-    }
+    if case_exact || !s.chars().any(char::is_uppercase) { Cow::Borrowed(s) } else { Cow::Owned(s.to_lowercase()) }
 }
 
 fn text_op(op: CompareOp, a: &str, b: &str, case_exact: bool) -> bool {
@@ -1237,9 +1087,7 @@ fn text_op(op: CompareOp, a: &str, b: &str, case_exact: bool) -> bool {
 
 fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
     fn int(n: &Number) -> Option<i128> {
-        n.as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
+        n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
     }
     match (int(a), int(b)) {
         (Some(x), Some(y)) => Some(x.cmp(&y)),
@@ -1254,11 +1102,9 @@ fn num_op(op: CompareOp, a: &Number, b: &Number) -> bool {
 /// RFC 3339 (any offset), or a timezone-less `YYYY-MM-DDThh:mm:ss[.f]` taken as UTC.
 fn parse_datetime(s: &str) -> Option<DateTime<FixedOffset>> {
     let s = s.trim();
-    DateTime::parse_from_rfc3339(s).ok().or_else(|| {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()
-            .map(|n| n.and_utc().fixed_offset())
-    })
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc().fixed_offset()))
 }
 
 fn bool_str(b: bool) -> &'static str {
@@ -1266,20 +1112,12 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 /// One attribute value against the operand (`op` is never `ne` here, and the operand never null).
-fn compare_one(
-    cand: &Value,
-    op: CompareOp,
-    operand: &Value,
-    case_exact: bool,
-    kind: AttrKind,
-) -> bool {
+fn compare_one(cand: &Value, op: CompareOp, operand: &Value, case_exact: bool, kind: AttrKind) -> bool {
     match (cand, operand) {
         (Value::Null | Value::Array(_) | Value::Object(_), _)
         | (_, Value::Null | Value::Array(_) | Value::Object(_)) => false,
         (Value::Bool(a), Value::Bool(b)) => op == CompareOp::Eq && a == b,
-        (Value::Bool(a), Value::String(s)) => {
-            op == CompareOp::Eq && s.trim().eq_ignore_ascii_case(bool_str(*a))
-        }
+        (Value::Bool(a), Value::String(s)) => op == CompareOp::Eq && s.trim().eq_ignore_ascii_case(bool_str(*a)),
         (Value::Bool(_), Value::Number(_)) | (Value::Number(_), Value::Bool(_)) => false,
         (Value::Number(a), Value::Number(b)) => {
             if is_substring_op(op) {
@@ -1335,8 +1173,7 @@ mod tests {
 
     impl AttrSchema for TestSchema {
         fn case_exact(&self, _uri: Option<&str>, attr: &str, sub: Option<&str>) -> bool {
-            sub.is_none()
-                && (attr.eq_ignore_ascii_case("id") || attr.eq_ignore_ascii_case("externalId"))
+            sub.is_none() && (attr.eq_ignore_ascii_case("id") || attr.eq_ignore_ascii_case("externalId"))
         }
         fn kind(&self, _uri: Option<&str>, attr: &str, sub: Option<&str>) -> AttrKind {
             let attr = attr.to_ascii_lowercase();
@@ -1389,11 +1226,7 @@ mod tests {
 
     impl RecordingSchema {
         fn note(&self, uri: Option<&str>, attr: &str, sub: Option<&str>) {
-            self.0.borrow_mut().push((
-                uri.map(str::to_owned),
-                attr.to_owned(),
-                sub.map(str::to_owned),
-            ));
+            self.0.borrow_mut().push((uri.map(str::to_owned), attr.to_owned(), sub.map(str::to_owned)));
         }
         fn asked(&self) -> Vec<Key> {
             self.0.borrow().clone()
@@ -1412,11 +1245,7 @@ mod tests {
     }
 
     fn key(uri: Option<&str>, attr: &str, sub: Option<&str>) -> Key {
-        (
-            uri.map(str::to_owned),
-            attr.to_owned(),
-            sub.map(str::to_owned),
-        )
+        (uri.map(str::to_owned), attr.to_owned(), sub.map(str::to_owned))
     }
 
     /// RFC 7643 §8.2's full user, plus a few attributes to exercise edge cases.
@@ -1542,11 +1371,7 @@ mod tests {
     }
 
     fn sub_path(attr: &str, sub: &str) -> AttrPath {
-        AttrPath {
-            uri: None,
-            attr: attr.into(),
-            sub: Some(sub.into()),
-        }
+        AttrPath { uri: None, attr: attr.into(), sub: Some(sub.into()) }
     }
 
     fn cmp(path: AttrPath, op: CompareOp, value: Value) -> Filter {
@@ -1573,26 +1398,15 @@ mod tests {
 
     #[test]
     fn parses_attribute_comparison() {
-        assert_eq!(
-            p(r#"userName eq "bjensen""#),
-            cmp(path("userName"), CompareOp::Eq, json!("bjensen"))
-        );
+        assert_eq!(p(r#"userName eq "bjensen""#), cmp(path("userName"), CompareOp::Eq, json!("bjensen")));
         assert_eq!(
             p(r#"name.familyName co "O'Malley""#),
-            cmp(
-                sub_path("name", "familyName"),
-                CompareOp::Co,
-                json!("O'Malley")
-            )
+            cmp(sub_path("name", "familyName"), CompareOp::Co, json!("O'Malley"))
         );
         assert_eq!(p("title pr"), pr("title"));
         assert_eq!(
             p(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#),
-            cmp(
-                sub_path("meta", "lastModified"),
-                CompareOp::Gt,
-                json!("2011-05-13T04:42:34Z")
-            )
+            cmp(sub_path("meta", "lastModified"), CompareOp::Gt, json!("2011-05-13T04:42:34Z"))
         );
     }
 
@@ -1609,52 +1423,27 @@ mod tests {
             ("Lt", CompareOp::Lt),
             ("lE", CompareOp::Le),
         ] {
-            assert_eq!(
-                p(&format!("x {word} 1")),
-                cmp(path("x"), op, json!(1)),
-                "{word}"
-            );
+            assert_eq!(p(&format!("x {word} 1")), cmp(path("x"), op, json!(1)), "{word}");
         }
         assert_eq!(p("x PR"), pr("x"));
-        assert_eq!(
-            p("a pr AND b pr Or NOT (c pr)"),
-            or(and(pr("a"), pr("b")), not(pr("c")))
-        );
+        assert_eq!(p("a pr AND b pr Or NOT (c pr)"), or(and(pr("a"), pr("b")), not(pr("c"))));
     }
 
     #[test]
     fn precedence_is_not_then_and_then_or() {
-        assert_eq!(
-            p("a pr or b pr and c pr"),
-            or(pr("a"), and(pr("b"), pr("c")))
-        );
-        assert_eq!(
-            p("a pr and b pr or c pr"),
-            or(and(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(p("a pr or b pr and c pr"), or(pr("a"), and(pr("b"), pr("c"))));
+        assert_eq!(p("a pr and b pr or c pr"), or(and(pr("a"), pr("b")), pr("c")));
         assert_eq!(p("not (a pr) and b pr"), and(not(pr("a")), pr("b")));
-        assert_eq!(
-            p("a pr or not (b pr) and c pr"),
-            or(pr("a"), and(not(pr("b")), pr("c")))
-        );
+        assert_eq!(p("a pr or not (b pr) and c pr"), or(pr("a"), and(not(pr("b")), pr("c"))));
         // Left-associative chains.
-        assert_eq!(
-            p("a pr and b pr and c pr"),
-            and(and(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(p("a pr and b pr and c pr"), and(and(pr("a"), pr("b")), pr("c")));
         assert_eq!(p("a pr or b pr or c pr"), or(or(pr("a"), pr("b")), pr("c")));
     }
 
     #[test]
     fn parentheses_group() {
-        assert_eq!(
-            p("(a pr or b pr) and c pr"),
-            and(or(pr("a"), pr("b")), pr("c"))
-        );
-        assert_eq!(
-            p("a pr and (b pr or c pr)"),
-            and(pr("a"), or(pr("b"), pr("c")))
-        );
+        assert_eq!(p("(a pr or b pr) and c pr"), and(or(pr("a"), pr("b")), pr("c")));
+        assert_eq!(p("a pr and (b pr or c pr)"), and(pr("a"), or(pr("b"), pr("c"))));
         assert_eq!(p("((((a pr))))"), pr("a"));
         assert_eq!(p("not(a pr)"), not(pr("a")));
         assert_eq!(p("not ( not (a pr) )"), not(not(pr("a"))));
@@ -1664,10 +1453,7 @@ mod tests {
     fn tolerates_extra_whitespace() {
         assert_eq!(
             p("  userName   eq\t\"x\"  and\n title  pr  "),
-            and(
-                cmp(path("userName"), CompareOp::Eq, json!("x")),
-                pr("title")
-            )
+            and(cmp(path("userName"), CompareOp::Eq, json!("x")), pr("title"))
         );
         assert_eq!(p("( a pr )"), pr("a"));
     }
@@ -1679,15 +1465,9 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(value(r#"x eq "a\"b""#), json!("a\"b"));
-        assert_eq!(
-            value(r#"x eq "back\\slash \/ \b\f\n\r\t""#),
-            json!("back\\slash / \u{8}\u{c}\n\r\t")
-        );
+        assert_eq!(value(r#"x eq "back\\slash \/ \b\f\n\r\t""#), json!("back\\slash / \u{8}\u{c}\n\r\t"));
         assert_eq!(value(r#"x eq "caf\u00e9 \ud83d\ude00""#), json!("café 😀"));
-        assert_eq!(
-            value(r#"x eq "(not) [a] and or""#),
-            json!("(not) [a] and or")
-        );
+        assert_eq!(value(r#"x eq "(not) [a] and or""#), json!("(not) [a] and or"));
         assert_eq!(value(r#"x eq """#), json!(""));
         assert_eq!(value(r#"x eq "ünïcødé""#), json!("ünïcødé"));
         assert_eq!(value("x eq 42"), json!(42));
@@ -1707,10 +1487,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(value("externalId eq jyoung"), json!("jyoung"));
-        assert_eq!(
-            value("userName eq alice@example.com"),
-            json!("alice@example.com")
-        );
+        assert_eq!(value("userName eq alice@example.com"), json!("alice@example.com"));
         assert_eq!(value("externalId eq 007"), json!("007"));
         assert_eq!(value("x eq 2011-05-13"), json!("2011-05-13"));
         assert_eq!(value("x eq 1e999"), json!("1e999"));
@@ -1731,11 +1508,7 @@ mod tests {
         assert_eq!(
             p(&format!(r#"{CORE_USER}:userName sw "J""#)),
             cmp(
-                AttrPath {
-                    uri: Some(CORE_USER.into()),
-                    attr: "userName".into(),
-                    sub: None
-                },
+                AttrPath { uri: Some(CORE_USER.into()), attr: "userName".into(), sub: None },
                 CompareOp::Sw,
                 json!("J")
             )
@@ -1743,35 +1516,20 @@ mod tests {
         assert_eq!(
             p(&format!(r#"{ENT}:employeeNumber eq "701984""#)),
             cmp(
-                AttrPath {
-                    uri: Some(ENT.into()),
-                    attr: "employeeNumber".into(),
-                    sub: None
-                },
+                AttrPath { uri: Some(ENT.into()), attr: "employeeNumber".into(), sub: None },
                 CompareOp::Eq,
                 json!("701984")
             )
         );
         assert_eq!(
             p(&format!("{ENT}:manager.value pr")),
-            Filter::Present(AttrPath {
-                uri: Some(ENT.into()),
-                attr: "manager".into(),
-                sub: Some("value".into())
-            })
+            Filter::Present(AttrPath { uri: Some(ENT.into()), attr: "manager".into(), sub: Some("value".into()) })
         );
         assert_eq!(
             p(&format!("{ENT}:manager.$ref pr")),
-            Filter::Present(AttrPath {
-                uri: Some(ENT.into()),
-                attr: "manager".into(),
-                sub: Some("$ref".into())
-            })
+            Filter::Present(AttrPath { uri: Some(ENT.into()), attr: "manager".into(), sub: Some("$ref".into()) })
         );
-        assert_eq!(
-            p("members.$ref pr"),
-            Filter::Present(sub_path("members", "$ref"))
-        );
+        assert_eq!(p("members.$ref pr"), Filter::Present(sub_path("members", "$ref")));
         assert_eq!(p("x-y_z9 pr"), pr("x-y_z9"));
     }
 
@@ -1779,14 +1537,8 @@ mod tests {
     fn split_urn_splits_at_the_last_colon() {
         assert_eq!(split_urn("userName"), (None, "userName"));
         assert_eq!(split_urn("name.givenName"), (None, "name.givenName"));
-        assert_eq!(
-            split_urn(&format!("{ENT}:manager.value")),
-            (Some(ENT), "manager.value")
-        );
-        assert_eq!(
-            split_urn(&format!("{CORE_USER}:userName")),
-            (Some(CORE_USER), "userName")
-        );
+        assert_eq!(split_urn(&format!("{ENT}:manager.value")), (Some(ENT), "manager.value"));
+        assert_eq!(split_urn(&format!("{CORE_USER}:userName")), (Some(CORE_USER), "userName"));
         assert_eq!(split_urn("URN:a:b:attr"), (Some("URN:a:b"), "attr"));
         assert_eq!(split_urn("urn:"), (Some("urn"), ""));
         assert_eq!(split_urn("urnx:a"), (None, "urnx:a"));
@@ -1796,17 +1548,10 @@ mod tests {
 
     #[test]
     fn parse_attr_path_handles_plain_and_qualified_names() {
-        assert_eq!(
-            parse_attr_path("name.givenName").ok(),
-            Some(sub_path("name", "givenName"))
-        );
+        assert_eq!(parse_attr_path("name.givenName").ok(), Some(sub_path("name", "givenName")));
         assert_eq!(
             parse_attr_path(&format!("{ENT}:department")).ok(),
-            Some(AttrPath {
-                uri: Some(ENT.into()),
-                attr: "department".into(),
-                sub: None
-            })
+            Some(AttrPath { uri: Some(ENT.into()), attr: "department".into(), sub: None })
         );
         for bad in ["", "1a", "a.b.c", "a b", "urn:x::y", "urn:x:"] {
             let e = parse_attr_path(bad).expect_err(bad);
@@ -1821,30 +1566,20 @@ mod tests {
             p(r#"emails[type eq "work" and value co "@example.com"]"#),
             Filter::ValuePath {
                 path: path("emails"),
-                filter: Box::new(and(
-                    emails_work.clone(),
-                    cmp(path("value"), CompareOp::Co, json!("@example.com"))
-                ))
+                filter: Box::new(and(emails_work.clone(), cmp(path("value"), CompareOp::Co, json!("@example.com"))))
             }
         );
         assert_eq!(
             p(r#"emails[type eq "work"] and userName sw "a""#),
             and(
-                Filter::ValuePath {
-                    path: path("emails"),
-                    filter: Box::new(emails_work.clone())
-                },
+                Filter::ValuePath { path: path("emails"), filter: Box::new(emails_work.clone()) },
                 cmp(path("userName"), CompareOp::Sw, json!("a"))
             )
         );
         assert_eq!(
             p(&format!(r#"{ENT}:manager[value eq "x"]"#)),
             Filter::ValuePath {
-                path: AttrPath {
-                    uri: Some(ENT.into()),
-                    attr: "manager".into(),
-                    sub: None
-                },
+                path: AttrPath { uri: Some(ENT.into()), attr: "manager".into(), sub: None },
                 filter: Box::new(cmp(path("value"), CompareOp::Eq, json!("x")))
             }
         );
@@ -1852,10 +1587,7 @@ mod tests {
             p(r#"emails[not (type eq "work") or (primary eq true)]"#),
             Filter::ValuePath {
                 path: path("emails"),
-                filter: Box::new(or(
-                    not(emails_work),
-                    cmp(path("primary"), CompareOp::Eq, json!(true))
-                ))
+                filter: Box::new(or(not(emails_work), cmp(path("primary"), CompareOp::Eq, json!(true))))
             }
         );
     }
@@ -1885,15 +1617,9 @@ mod tests {
                 cmp(path("active"), CompareOp::Eq, json!(true))
             )
         );
-        assert!(m(
-            r#"emails[type eq "work"].value eq "bjensen@example.com""#
-        ));
-        assert!(m(
-            r#"EMAILS[TYPE EQ "WORK"].VALUE EQ "BJensen@example.com""#
-        ));
-        assert!(!m(
-            r#"emails[type eq "home"].value eq "bjensen@example.com""#
-        ));
+        assert!(m(r#"emails[type eq "work"].value eq "bjensen@example.com""#));
+        assert!(m(r#"EMAILS[TYPE EQ "WORK"].VALUE EQ "BJensen@example.com""#));
+        assert!(!m(r#"emails[type eq "home"].value eq "bjensen@example.com""#));
         assert!(m(r#"emails[type eq "home"].value ew ".org""#));
         assert!(m(r#"emails[type eq "work"].primary eq true"#));
         assert!(!m(r#"emails[type eq "home"].primary eq true"#));
@@ -1938,10 +1664,7 @@ mod tests {
             (r#"name.familyName co "O'Malley""#, false),
             (r#"userName sw "J""#, false),
             (r#"userName sw "b""#, true),
-            (
-                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#,
-                true,
-            ),
+            (r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#, true),
             ("title pr", true),
             (r#"meta.lastModified gt "2011-05-13T04:42:34Z""#, false),
             (r#"meta.lastModified ge "2011-05-13T04:42:34Z""#, true),
@@ -1950,26 +1673,11 @@ mod tests {
             (r#"title pr and userType eq "Employee""#, true),
             (r#"title pr and userType eq "Intern""#, false),
             (r#"title pr or userType eq "Intern""#, true),
-            (
-                r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
-                true,
-            ),
-            (
-                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
-                true,
-            ),
-            (
-                r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
-                false,
-            ),
-            (
-                r#"userType eq "Employee" and (emails.type eq "work")"#,
-                true,
-            ),
-            (
-                r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
-                true,
-            ),
+            (r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#, true),
+            (r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#, true),
+            (r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#, false),
+            (r#"userType eq "Employee" and (emails.type eq "work")"#, true),
+            (r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#, true),
             (
                 r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
                 true,
@@ -1980,16 +1688,8 @@ mod tests {
             ),
         ]);
         let omalley = json!({"name": {"familyName": "O'Malley"}});
-        assert!(eval_on(
-            r#"name.familyName co "O'Malley""#,
-            &omalley,
-            &TestSchema
-        ));
-        assert!(eval_on(
-            r#"name.familyName co "'mal""#,
-            &omalley,
-            &TestSchema
-        ));
+        assert!(eval_on(r#"name.familyName co "O'Malley""#, &omalley, &TestSchema));
+        assert!(eval_on(r#"name.familyName co "'mal""#, &omalley, &TestSchema));
     }
 
     #[test]
@@ -2046,15 +1746,9 @@ mod tests {
             (r#"emails[type eq "work"] eq "x""#, "unexpected 'eq'"),
             (r#"emails[type eq "work"].value"#, "missing operator"),
             (r#"emails[type eq "work"].9x eq 1"#, "invalid sub-attribute"),
-            (
-                r#"emails[type eq "work"].value.x eq 1"#,
-                "invalid sub-attribute",
-            ),
+            (r#"emails[type eq "work"].value.x eq 1"#, "invalid sub-attribute"),
             (r#"emails[name.type eq "work"]"#, "plain sub-attribute"),
-            (
-                r#"name.familyName[type eq "x"]"#,
-                "cannot follow the sub-attribute",
-            ),
+            (r#"name.familyName[type eq "x"]"#, "cannot follow the sub-attribute"),
             (r#"userName eq "abc"#, "unterminated string"),
             (r#"userName eq "abc\""#, "unterminated string"),
             (r#"userName eq "a\qb""#, "invalid escape"),
@@ -2065,10 +1759,7 @@ mod tests {
             (r#"userName eq "x" garbage"#, "unexpected 'garbage'"),
             (r#"userName eq "x" "y""#, "unexpected string"),
             (r#"userName eq "x" (title pr)"#, "unexpected '('"),
-            (
-                r#"not userName eq "x""#,
-                "must be followed by a parenthesized filter",
-            ),
+            (r#"not userName eq "x""#, "must be followed by a parenthesized filter"),
             ("not", "must be followed by a parenthesized filter"),
             ("not (a pr", "missing ')'"),
             (r#"1userName eq "x""#, "invalid attribute name '1userName'"),
@@ -2077,23 +1768,13 @@ mod tests {
             (r#".name eq "x""#, "invalid attribute name"),
             (r#"user@name eq "x""#, "invalid attribute name"),
             (r#"urn:ietf::x:userName eq "x""#, "invalid schema URN"),
-            (
-                r#"urn:ietf:params:scim:schemas:core:2.0:User: eq "x""#,
-                "missing attribute name",
-            ),
-            (
-                r#"urn:ietf:params$:User:userName eq "x""#,
-                "invalid schema URN",
-            ),
+            (r#"urn:ietf:params:scim:schemas:core:2.0:User: eq "x""#, "missing attribute name"),
+            (r#"urn:ietf:params$:User:userName eq "x""#, "invalid schema URN"),
             (r#""userName" eq "x""#, "unexpected string"),
             ("and pr and", "unexpected end"),
         ] {
             let e = filter_err(input);
-            assert!(
-                e.detail.contains(detail),
-                "{input:?}: {:?} lacks {detail:?}",
-                e.detail
-            );
+            assert!(e.detail.contains(detail), "{input:?}: {:?} lacks {detail:?}", e.detail);
         }
     }
 
@@ -2103,10 +1784,7 @@ mod tests {
             filter_err(r#"userName foo "x""#).detail,
             "unknown operator 'foo' at position 10: expected one of eq, ne, co, sw, ew, gt, ge, lt, le, pr"
         );
-        assert_eq!(
-            filter_err(r#"(a pr"#).detail,
-            "missing ')' to close '(' at position 1"
-        );
+        assert_eq!(filter_err(r#"(a pr"#).detail, "missing ')' to close '(' at position 1");
         assert!(filter_err(r#"a pr b"#).detail.contains("position 6"));
         // Positions count characters, not bytes.
         assert!(filter_err(r#"x eq "é" b"#).detail.contains("position 10"));
@@ -2119,29 +1797,13 @@ mod tests {
     fn limits_nesting_depth() {
         let nested = |n: usize| format!("{}a pr{}", "(".repeat(n), ")".repeat(n));
         assert_eq!(p(&nested(MAX_FILTER_DEPTH)), pr("a"));
-        assert!(
-            filter_err(&nested(MAX_FILTER_DEPTH + 1))
-                .detail
-                .contains("nesting deeper")
-        );
+        assert!(filter_err(&nested(MAX_FILTER_DEPTH + 1)).detail.contains("nesting deeper"));
         let nots = |n: usize| format!("{}a pr{}", "not (".repeat(n), ")".repeat(n));
         assert!(parse(&nots(MAX_FILTER_DEPTH)).is_ok());
-        assert!(
-            filter_err(&nots(MAX_FILTER_DEPTH + 1))
-                .detail
-                .contains("nesting deeper")
-        );
+        assert!(filter_err(&nots(MAX_FILTER_DEPTH + 1)).detail.contains("nesting deeper"));
         // Hostile input well past the limit fails cleanly (no stack overflow).
-        assert!(
-            filter_err(&"(".repeat(4000))
-                .detail
-                .contains("nesting deeper")
-        );
-        assert!(
-            filter_err(&"not(".repeat(1000))
-                .detail
-                .contains("nesting deeper")
-        );
+        assert!(filter_err(&"(".repeat(4000)).detail.contains("nesting deeper"));
+        assert!(filter_err(&"not(".repeat(1000)).detail.contains("nesting deeper"));
         let brackets = format!("{}]", "a[".repeat(1000));
         assert!(filter_err(&brackets).detail.contains("nested value filter"));
     }
@@ -2151,11 +1813,7 @@ mod tests {
         let quoted = |n: usize| format!(r#"userName eq "{}""#, "a".repeat(n - 14));
         assert_eq!(quoted(MAX_FILTER_LEN).chars().count(), MAX_FILTER_LEN);
         assert!(parse(&quoted(MAX_FILTER_LEN)).is_ok());
-        assert!(
-            filter_err(&quoted(MAX_FILTER_LEN + 1))
-                .detail
-                .contains("longer than")
-        );
+        assert!(filter_err(&quoted(MAX_FILTER_LEN + 1)).detail.contains("longer than"));
         // Multi-byte characters count once.
         let wide = format!(r#"userName eq "{}""#, "é".repeat(MAX_FILTER_LEN - 14));
         assert!(parse(&wide).is_ok());
@@ -2169,15 +1827,12 @@ mod tests {
     #[test]
     fn never_panics_on_junk() {
         const PIECES: [&str; 30] = [
-            "(", ")", "[", "]", "\"", "\\", "\\u", "d83d", "\"x\"", " ", "and", "or", "not", "pr",
-            "eq", "gt", "emails", ".", "value", "urn:", ":", "1", "-", "e5", "é", "\t", "$ref",
-            "null", "true", "a]b",
+            "(", ")", "[", "]", "\"", "\\", "\\u", "d83d", "\"x\"", " ", "and", "or", "not", "pr", "eq", "gt",
+            "emails", ".", "value", "urn:", ":", "1", "-", "e5", "é", "\t", "$ref", "null", "true", "a]b",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (seed >> 33) as usize
         };
         let u = user();
@@ -2246,16 +1901,8 @@ mod tests {
         assert!(eval_on(&format!(r#"id eq "{upper}""#), &u, &NoSchema));
         assert!(eval_on(r#"id lt "2819D""#, &u, &NoSchema));
         // And with an all-caseExact schema userName no longer ignores case.
-        assert!(!eval_on(
-            r#"userName eq "BJENSEN@example.com""#,
-            &u,
-            &ExactSchema
-        ));
-        assert!(eval_on(
-            r#"userName eq "bjensen@example.com""#,
-            &u,
-            &ExactSchema
-        ));
+        assert!(!eval_on(r#"userName eq "BJENSEN@example.com""#, &u, &ExactSchema));
+        assert!(eval_on(r#"userName eq "bjensen@example.com""#, &u, &ExactSchema));
         assert!(!eval_on(r#"emails co "EXAMPLE""#, &u, &ExactSchema));
         assert!(eval_on(r#"emails co "EXAMPLE""#, &u, &TestSchema));
     }
@@ -2379,16 +2026,8 @@ mod tests {
         ]);
         // meta.created / meta.lastModified are dateTimes even when the schema does not say so.
         let u = user();
-        assert!(eval_on(
-            r#"meta.lastModified eq "2011-05-13T06:42:34+02:00""#,
-            &u,
-            &NoSchema
-        ));
-        assert!(eval_on(
-            r#"meta.created lt "2010-01-23T05:56:22+00:30""#,
-            &u,
-            &NoSchema
-        ));
+        assert!(eval_on(r#"meta.lastModified eq "2011-05-13T06:42:34+02:00""#, &u, &NoSchema));
+        assert!(eval_on(r#"meta.created lt "2010-01-23T05:56:22+00:30""#, &u, &NoSchema));
         // Other attributes are dateTimes when the schema says so.
         struct Dates;
         impl AttrSchema for Dates {
@@ -2402,11 +2041,7 @@ mod tests {
         let r = json!({"hired": "2020-02-01T00:00:00+01:00"});
         assert!(eval_on(r#"hired eq "2020-01-31T23:00:00Z""#, &r, &Dates));
         assert!(eval_on(r#"hired lt "2020-01-31T23:00:01Z""#, &r, &Dates));
-        assert!(!eval_on(
-            r#"hired eq "2020-01-31T23:00:00Z""#,
-            &r,
-            &NoSchema
-        ));
+        assert!(!eval_on(r#"hired eq "2020-01-31T23:00:00Z""#, &r, &NoSchema));
     }
 
     #[test]
@@ -2437,11 +2072,7 @@ mod tests {
             ("not (title pr)", false),
             ("not (nickName pr)", true),
         ]);
-        assert!(!eval_on(
-            "a pr",
-            &json!({"a": {"b": null, "c": ""}}),
-            &NoSchema
-        ));
+        assert!(!eval_on("a pr", &json!({"a": {"b": null, "c": ""}}), &NoSchema));
         assert!(!eval_on("a pr", &json!({"a": {}}), &NoSchema));
         assert!(eval_on("a pr", &json!({"a": false}), &NoSchema));
         assert!(eval_on("a pr", &json!({"a": 0}), &NoSchema));
@@ -2502,14 +2133,8 @@ mod tests {
             (r#"groups eq "e9e30dba-f08f-4109-8486-d5c6a331660a""#, true),
             (r#"groups.display sw "tour""#, true),
             (r#"addresses.postalCode eq "91608""#, true),
-            (
-                r#"schemas eq "urn:ietf:params:scim:schemas:core:2.0:User""#,
-                true,
-            ),
-            (
-                r#"schemas eq "urn:ietf:params:scim:schemas:core:2.0:Group""#,
-                false,
-            ),
+            (r#"schemas eq "urn:ietf:params:scim:schemas:core:2.0:User""#, true),
+            (r#"schemas eq "urn:ietf:params:scim:schemas:core:2.0:Group""#, false),
             (r#"entitlements eq "x""#, false),
             (r#"entitlements ne "x""#, true),
         ]);
@@ -2535,35 +2160,20 @@ mod tests {
     #[test]
     fn value_paths_evaluate() {
         assert_all(&[
-            (
-                r#"emails[type eq "work" and value co "@example.com"]"#,
-                true,
-            ),
-            (
-                r#"emails[type eq "home" and value co "@example.com"]"#,
-                false,
-            ),
+            (r#"emails[type eq "work" and value co "@example.com"]"#, true),
+            (r#"emails[type eq "home" and value co "@example.com"]"#, false),
             (r#"emails[type eq "home" or value co "@nowhere"]"#, true),
             (r#"emails[type eq "other" or value co "@nowhere"]"#, false),
             (r#"emails[not (type eq "work")]"#, true),
             (r#"emails[not (type eq "work") and primary eq true]"#, false),
-            (
-                r#"emails[(type eq "home" or type eq "work") and value ew ".org"]"#,
-                true,
-            ),
+            (r#"emails[(type eq "home" or type eq "work") and value ew ".org"]"#, true),
             (r#"emails[type ne "work"]"#, true),
             (r#"emails[display pr]"#, false),
             (r#"emails[value pr]"#, true),
             (r#"emails[TYPE Eq "WORK"]"#, true),
             (r#"Emails[type eq "work"] and userName sw "b""#, true),
-            (
-                r#"addresses[type eq "work" and postalCode eq "91608"]"#,
-                true,
-            ),
-            (
-                r#"addresses[type eq "work"] and not (addresses[country eq "CA"])"#,
-                true,
-            ),
+            (r#"addresses[type eq "work" and postalCode eq "91608"]"#, true),
+            (r#"addresses[type eq "work"] and not (addresses[country eq "CA"])"#, true),
             (r#"ims[type eq "xmpp"]"#, false),
             (r#"nosuch[type eq "work"]"#, false),
             (r#"title[type eq "work"]"#, false),
@@ -2582,16 +2192,10 @@ mod tests {
         assert!(t(&format!(r#"members.value eq "{BJENSEN_ID}""#)));
         assert!(!t(r#"members[value eq "nobody"]"#));
         assert!(t(r#"members.display co "pepper""#));
-        assert!(t(
-            r#"displayName eq "tour guides" and members[type eq "User"]"#
-        ));
-        assert!(t(
-            r#"urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "Tour Guides""#
-        ));
+        assert!(t(r#"displayName eq "tour guides" and members[type eq "User"]"#));
+        assert!(t(r#"urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "Tour Guides""#));
         // The User core URN does not name a Group's attributes.
-        assert!(!t(
-            r#"urn:ietf:params:scim:schemas:core:2.0:User:displayName eq "Tour Guides""#
-        ));
+        assert!(!t(r#"urn:ietf:params:scim:schemas:core:2.0:User:displayName eq "Tour Guides""#));
     }
 
     // ---- evaluation: names and URNs ----
@@ -2616,54 +2220,25 @@ mod tests {
             (&format!(r#"{CORE_USER}:emails[type eq "work"]"#), true),
             (&format!(r#"{ENT}:employeeNumber eq "701984""#), true),
             (&format!(r#"{ENT}:department eq "tour operations""#), true),
-            (
-                &format!(r#"{ENT}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#),
-                true,
-            ),
-            (
-                &format!(r#"{ENT}:manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#),
-                true,
-            ),
-            (
-                &format!(r#"{ENT}:manager.displayName eq "John Smith""#),
-                true,
-            ),
+            (&format!(r#"{ENT}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#), true),
+            (&format!(r#"{ENT}:manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#), true),
+            (&format!(r#"{ENT}:manager.displayName eq "John Smith""#), true),
             (&format!(r#"{ENT}:userName pr"#), false),
             (&format!(r#"{ENT}:employeeNumber ne "1""#), true),
             // Extension attributes are not visible unqualified.
             (r#"employeeNumber eq "701984""#, false),
-            (
-                r#"URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT eq "Tour Operations""#,
-                true,
-            ),
-            (
-                r#"urn:ietf:params:scim:schemas:core:2.0:user:USERNAME eq "bjensen@example.com""#,
-                true,
-            ),
-            (
-                r#"urn:ietf:params:scim:schemas:core:2.0:Group:userName pr"#,
-                false,
-            ),
-            (
-                r#"urn:ietf:params:scim:schemas:extension:other:2.0:User:department pr"#,
-                false,
-            ),
+            (r#"URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT eq "Tour Operations""#, true),
+            (r#"urn:ietf:params:scim:schemas:core:2.0:user:USERNAME eq "bjensen@example.com""#, true),
+            (r#"urn:ietf:params:scim:schemas:core:2.0:Group:userName pr"#, false),
+            (r#"urn:ietf:params:scim:schemas:extension:other:2.0:User:department pr"#, false),
         ]);
         // A resource without `schemas` accepts any core URN.
         let bare = json!({"userName": "x"});
-        assert!(eval_on(
-            &format!(r#"{CORE_USER}:userName eq "x""#),
-            &bare,
-            &NoSchema
-        ));
+        assert!(eval_on(&format!(r#"{CORE_USER}:userName eq "x""#), &bare, &NoSchema));
         // Custom extensions.
         let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
         let r = json!({"schemas": [CORE_USER, custom], custom: {"CustomAttribute": "v-1"}});
-        assert!(eval_on(
-            &format!(r#"{custom}:customattribute eq "V-1""#),
-            &r,
-            &NoSchema
-        ));
+        assert!(eval_on(&format!(r#"{custom}:customattribute eq "V-1""#), &r, &NoSchema));
     }
 
     #[test]
@@ -2676,30 +2251,18 @@ mod tests {
         };
         assert!(ask(r#"userName eq "x""#).contains(&key(None, "userName", None)));
         assert!(ask(r#"emails[type eq "work"]"#).contains(&key(None, "emails", Some("type"))));
-        assert!(
-            ask(&format!(r#"{ENT}:manager[value eq "x"]"#)).contains(&key(
-                Some(ENT),
-                "manager",
-                Some("value")
-            ))
-        );
-        assert!(
-            ask(&format!(r#"{ENT}:manager.displayName eq "x""#)).contains(&key(
-                Some(ENT),
-                "manager",
-                Some("displayName")
-            ))
-        );
+        assert!(ask(&format!(r#"{ENT}:manager[value eq "x"]"#)).contains(&key(Some(ENT), "manager", Some("value"))));
+        assert!(ask(&format!(r#"{ENT}:manager.displayName eq "x""#)).contains(&key(
+            Some(ENT),
+            "manager",
+            Some("displayName")
+        )));
         // Multi-valued complex compared without a sub-attribute: the implied `value`.
         assert!(ask(r#"emails co "x""#).contains(&key(None, "emails", Some("value"))));
         // Simple multi-valued attributes are asked about as written.
         assert!(ask(r#"schemas eq "x""#).contains(&key(None, "schemas", None)));
         // Entra form.
-        assert!(ask(r#"EMAILS[type eq "work"].Value eq "x""#).contains(&key(
-            None,
-            "EMAILS",
-            Some("Value")
-        )));
+        assert!(ask(r#"EMAILS[type eq "work"].Value eq "x""#).contains(&key(None, "EMAILS", Some("Value"))));
     }
 
     #[test]
@@ -2714,10 +2277,7 @@ mod tests {
     #[test]
     fn attribute_named_like_a_keyword() {
         assert_eq!(p("not pr"), pr("not"));
-        assert_eq!(
-            p(r#"not eq "x""#),
-            cmp(path("not"), CompareOp::Eq, json!("x"))
-        );
+        assert_eq!(p(r#"not eq "x""#), cmp(path("not"), CompareOp::Eq, json!("x")));
         assert_eq!(p("and pr and or pr"), and(pr("and"), pr("or")));
         assert!(eval_on(r#"not eq "x""#, &json!({"not": "X"}), &NoSchema));
     }
@@ -2730,17 +2290,11 @@ mod tests {
             ("active gt true", "needs a string"),
             (r#"active gt "a""#, "boolean attribute 'active'"),
             (r#"active le "a""#, "boolean attribute 'active'"),
-            (
-                r#"x509Certificates.value lt "M""#,
-                "binary attribute 'x509Certificates.value'",
-            ),
+            (r#"x509Certificates.value lt "M""#, "binary attribute 'x509Certificates.value'"),
             (r#"emails ge "a""#, "complex attribute 'emails'"),
             (r#"name gt "a""#, "complex attribute 'name'"),
             ("emails[primary gt 0]", "boolean attribute 'emails.primary'"),
-            (
-                r#"title pr and not (active lt "x")"#,
-                "boolean attribute 'active'",
-            ),
+            (r#"title pr and not (active lt "x")"#, "boolean attribute 'active'"),
             ("userName gt null", "needs a string"),
         ] {
             let e = validate(&p(f), &TestSchema).expect_err(f);
@@ -2770,10 +2324,7 @@ mod tests {
     fn validate_rejects_nested_value_paths() {
         let nested = Filter::ValuePath {
             path: path("emails"),
-            filter: Box::new(Filter::ValuePath {
-                path: path("inner"),
-                filter: Box::new(pr("x")),
-            }),
+            filter: Box::new(Filter::ValuePath { path: path("inner"), filter: Box::new(pr("x")) }),
         };
         let e = validate(&nested, &TestSchema).expect_err("nested");
         assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
@@ -2791,22 +2342,8 @@ mod tests {
 
     #[test]
     fn patch_paths_from_rfc7644() {
-        assert_eq!(
-            pp("members"),
-            PatchPath {
-                path: path("members"),
-                filter: None,
-                sub: None
-            }
-        );
-        assert_eq!(
-            pp("name.familyName"),
-            PatchPath {
-                path: sub_path("name", "familyName"),
-                filter: None,
-                sub: None
-            }
-        );
+        assert_eq!(pp("members"), PatchPath { path: path("members"), filter: None, sub: None });
+        assert_eq!(pp("name.familyName"), PatchPath { path: sub_path("name", "familyName"), filter: None, sub: None });
         assert_eq!(
             pp(r#"addresses[type eq "work"]"#),
             PatchPath {
@@ -2850,8 +2387,7 @@ mod tests {
                 sub: Some("streetAddress".into())
             }
         );
-        let x509 =
-            pp(r#"x509certificates[value eq "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAw"]"#);
+        let x509 = pp(r#"x509certificates[value eq "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAw"]"#);
         assert_eq!(x509.path, path("x509certificates"));
         assert!(x509.filter.is_some());
     }
@@ -2869,22 +2405,14 @@ mod tests {
         assert_eq!(
             pp(&format!("{ENT}:manager")),
             PatchPath {
-                path: AttrPath {
-                    uri: Some(ENT.into()),
-                    attr: "manager".into(),
-                    sub: None
-                },
+                path: AttrPath { uri: Some(ENT.into()), attr: "manager".into(), sub: None },
                 filter: None,
                 sub: None
             }
         );
         assert_eq!(
             pp(&format!("{ENT}:manager.value")).path,
-            AttrPath {
-                uri: Some(ENT.into()),
-                attr: "manager".into(),
-                sub: Some("value".into())
-            }
+            AttrPath { uri: Some(ENT.into()), attr: "manager".into(), sub: Some("value".into()) }
         );
         assert_eq!(
             pp("urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:CustomAttribute").path,
@@ -2895,32 +2423,17 @@ mod tests {
             }
         );
         assert_eq!(pp("name.givenName").path, sub_path("name", "givenName"));
-        assert_eq!(
-            pp(&format!("{CORE_USER}:userName")).path.uri.as_deref(),
-            Some(CORE_USER)
-        );
+        assert_eq!(pp(&format!("{CORE_USER}:userName")).path.uri.as_deref(), Some(CORE_USER));
         // Case and surrounding whitespace are kept / tolerated.
         let mixed = pp(r#"  Members[Value EQ "x" OR display co y] "#);
         assert_eq!(mixed.path, path("Members"));
         assert_eq!(
             mixed.filter,
-            Some(or(
-                cmp(path("Value"), CompareOp::Eq, json!("x")),
-                cmp(path("display"), CompareOp::Co, json!("y"))
-            ))
+            Some(or(cmp(path("Value"), CompareOp::Eq, json!("x")), cmp(path("display"), CompareOp::Co, json!("y"))))
         );
         // Brackets inside quoted values do not end the filter.
-        assert_eq!(
-            pp(r#"members[value eq "a]b[c"]"#).filter,
-            Some(cmp(path("value"), CompareOp::Eq, json!("a]b[c")))
-        );
-        assert_eq!(
-            pp(&format!(r#"{ENT}:manager[value pr]"#))
-                .path
-                .uri
-                .as_deref(),
-            Some(ENT)
-        );
+        assert_eq!(pp(r#"members[value eq "a]b[c"]"#).filter, Some(cmp(path("value"), CompareOp::Eq, json!("a]b[c"))));
+        assert_eq!(pp(&format!(r#"{ENT}:manager[value pr]"#)).path.uri.as_deref(), Some(ENT));
     }
 
     #[test]
@@ -2935,24 +2448,15 @@ mod tests {
             (r#"members[value eq "x"]."#, "invalid sub-attribute"),
             (r#"members[value eq "x"].a.b"#, "invalid sub-attribute"),
             (r#"members[value eq "x"].1a"#, "invalid sub-attribute"),
-            (
-                r#"members[value eq "x"].display extra"#,
-                "unexpected 'extra'",
-            ),
+            (r#"members[value eq "x"].display extra"#, "unexpected 'extra'"),
             ("name.familyName.x", "invalid sub-attribute"),
             ("name.", "invalid sub-attribute"),
             ("9abc", "invalid attribute name"),
             ("a b", "unexpected 'b'"),
-            (
-                r#"emails[type eq "work"][primary eq true]"#,
-                "unexpected '['",
-            ),
+            (r#"emails[type eq "work"][primary eq true]"#, "unexpected '['"),
             (r#"emails[type[x eq 1] eq "a"]"#, "nested value filter"),
             ("members value", "unexpected 'value'"),
-            (
-                r#"name.familyName[type eq "x"]"#,
-                "cannot follow the sub-attribute",
-            ),
+            (r#"name.familyName[type eq "x"]"#, "cannot follow the sub-attribute"),
             ("members[]", "unexpected ']'"),
             ("members[value eq]", "missing value"),
             (r#"members[value eq "x]"#, "unterminated string"),
@@ -2965,17 +2469,9 @@ mod tests {
             ("members)", "unexpected ')'"),
         ] {
             let e = path_err(input);
-            assert!(
-                e.detail.contains(detail),
-                "{input:?}: {:?} lacks {detail:?}",
-                e.detail
-            );
+            assert!(e.detail.contains(detail), "{input:?}: {:?} lacks {detail:?}", e.detail);
         }
-        assert!(
-            path_err(&"a".repeat(MAX_FILTER_LEN + 1))
-                .detail
-                .contains("longer than")
-        );
+        assert!(path_err(&"a".repeat(MAX_FILTER_LEN + 1)).detail.contains("longer than"));
         assert!(parse_patch_path(&"a".repeat(MAX_FILTER_LEN)).is_ok());
         let deep = format!("members[{}a pr{}]", "(".repeat(100), ")".repeat(100));
         assert!(path_err(&deep).detail.contains("nesting deeper"));
@@ -2987,44 +2483,22 @@ mod tests {
         let emails = u["emails"].as_array().cloned().unwrap_or_default();
         let selected = |path: &str| {
             let pp = pp(path);
-            let filter = pp
-                .filter
-                .unwrap_or(Filter::Present(AttrPath::simple("value")));
+            let filter = pp.filter.unwrap_or(Filter::Present(AttrPath::simple("value")));
             emails
                 .iter()
-                .filter(|e| {
-                    matches_value(
-                        &filter,
-                        e,
-                        pp.path.uri.as_deref(),
-                        &pp.path.attr,
-                        &TestSchema,
-                    )
-                })
+                .filter(|e| matches_value(&filter, e, pp.path.uri.as_deref(), &pp.path.attr, &TestSchema))
                 .filter_map(|e| e["value"].as_str().map(str::to_owned))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(
-            selected(r#"emails[type eq "work" and value ew "EXAMPLE.com"]"#),
-            ["bjensen@example.com"]
-        );
+        assert_eq!(selected(r#"emails[type eq "work" and value ew "EXAMPLE.com"]"#), ["bjensen@example.com"]);
         assert_eq!(selected(r#"emails[type ne "work"]"#), ["babs@jensen.org"]);
         assert_eq!(selected(r#"emails[primary pr or type eq "home"]"#).len(), 2);
         assert!(selected(r#"emails[type eq "other"]"#).is_empty());
-        assert!(!matches_value(
-            &pr("value"),
-            &json!("x"),
-            None,
-            "emails",
-            &TestSchema
-        ));
+        assert!(!matches_value(&pr("value"), &json!("x"), None, "emails", &TestSchema));
         // The schema is asked about the element's sub-attributes.
         let s = RecordingSchema::default();
         let filter = p(r#"value eq "x""#);
         matches_value(&filter, &json!({"value": "x"}), Some(ENT), "manager", &s);
-        assert!(
-            s.asked()
-                .contains(&key(Some(ENT), "manager", Some("value")))
-        );
+        assert!(s.asked().contains(&key(Some(ENT), "manager", Some("value"))));
     }
 }

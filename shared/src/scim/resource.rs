@@ -27,7 +27,9 @@ pub fn coerce(attr: &Attr, value: Value, in_multi: bool) -> ScimResult<Option<Va
                 match serde_json::from_str::<Value>(&s) {
                     Ok(Value::Array(items)) => items,
                     Ok(v) => vec![v],
-                    Err(_) => return Err(ScimError::invalid_value(format!("'{}' is not valid JSON", attr.name))),
+                    Err(_) => {
+                        return Err(ScimError::invalid_value(format!("'{}' is not valid JSON", attr.name)));
+                    }
                 }
             }
             other => vec![other],
@@ -91,7 +93,9 @@ fn normalise_object(attrs: &'static [Attr], obj: Map<String, Value>, roles: bool
     let mut out = Map::new();
     for (k, v) in obj {
         let key = if roles && k.eq_ignore_ascii_case("displayName") { "display".to_string() } else { k };
-        let Some(attr) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&key)) else { continue };
+        let Some(attr) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&key)) else {
+            continue;
+        };
         if attr.mutability == Mutability::ReadOnly {
             continue;
         }
@@ -128,7 +132,9 @@ pub fn normalise(rt: &ResourceType, body: Value) -> ScimResult<Map<String, Value
             }
             continue;
         }
-        let Some(attr) = rt.core.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&k)) else { continue };
+        let Some(attr) = rt.core.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&k)) else {
+            continue;
+        };
         if matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly) || attr.name == "members" {
             continue;
         }
@@ -216,7 +222,9 @@ fn ext_slot<'a>(extensions: &'a mut Vec<(String, Map<String, Value>)>, urn: &str
 /// Takes `members` out of a Group body as member ids (in order, deduplicated).
 /// `None` when the body has no `members` key (or `null`, as Okta sometimes sends).
 pub fn take_members(body: &mut Value) -> ScimResult<Option<Vec<String>>> {
-    let Some(obj) = body.as_object_mut() else { return Ok(None) };
+    let Some(obj) = body.as_object_mut() else {
+        return Ok(None);
+    };
     let key = obj.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned();
     let Some(key) = key else { return Ok(None) };
     let value = obj.remove(&key).unwrap_or(Value::Null);
@@ -240,9 +248,13 @@ pub fn member_ids(value: Value) -> ScimResult<Vec<String>> {
             Value::String(s) => s,
             Value::Object(o) => match o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).map(|(_, v)| v) {
                 Some(Value::String(s)) => s.clone(),
-                _ => return Err(ScimError::invalid_value("each member needs a string 'value'")),
+                _ => {
+                    return Err(ScimError::invalid_value("each member needs a string 'value'"));
+                }
             },
-            _ => return Err(ScimError::invalid_value("each member must be an object with a 'value'")),
+            _ => {
+                return Err(ScimError::invalid_value("each member must be an object with a 'value'"));
+            }
         };
         if id.is_empty() {
             return Err(ScimError::invalid_value("member 'value' must not be empty"));
@@ -311,13 +323,18 @@ impl Projection {
     pub fn wants(&self, attr: &str) -> bool {
         let a = attr.to_ascii_lowercase();
         if !self.include.is_empty() {
-            return self.include.iter().any(|p| p == &a || p.starts_with(&format!("{a}.")) || p.ends_with(&format!(":{a}")));
+            return self
+                .include
+                .iter()
+                .any(|p| p == &a || p.starts_with(&format!("{a}.")) || p.ends_with(&format!(":{a}")));
         }
         !self.exclude.iter().any(|p| p == &a || p.ends_with(&format!(":{a}")))
     }
 
     pub fn apply(&self, mut v: Value) -> Value {
-        let Some(obj) = v.as_object_mut() else { return v };
+        let Some(obj) = v.as_object_mut() else {
+            return v;
+        };
         if !self.include.is_empty() {
             let mut keep = Map::new();
             for (k, val) in std::mem::take(obj) {
@@ -351,10 +368,10 @@ impl Projection {
                 kl == "id" || kl == "schemas" || !self.exclude.contains(&kl)
             });
             for p in &self.exclude {
-                if let Some((parent, sub)) = p.split_once('.') {
-                    if let Some((_, val)) = obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(parent)) {
-                        remove_sub(val, sub);
-                    }
+                if let Some((parent, sub)) = p.split_once('.')
+                    && let Some((_, val)) = obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(parent))
+                {
+                    remove_sub(val, sub);
                 }
             }
         }
@@ -427,7 +444,10 @@ mod tests {
             }),
         )
         .unwrap();
-        assert_eq!(doc[ENTERPRISE_SCHEMA], json!({"department": "Eng", "manager": {"value": "m1"}, "employeeNumber": "42"}));
+        assert_eq!(
+            doc[ENTERPRISE_SCHEMA],
+            json!({"department": "Eng", "manager": {"value": "m1"}, "employeeNumber": "42"})
+        );
         assert_eq!(
             doc["urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"],
             json!({"CustomAttribute": "x"})
@@ -442,7 +462,10 @@ mod tests {
             json!({"userName": "u", "roles": "[{\"primary\":\"True\",\"type\":\"WindowsAzureActiveDirectoryRole\",\"value\":\"Admin\",\"displayName\":\"Admin\"}]"}),
         )
         .unwrap();
-        assert_eq!(doc["roles"], json!([{"primary": true, "type": "WindowsAzureActiveDirectoryRole", "value": "Admin", "display": "Admin"}]));
+        assert_eq!(
+            doc["roles"],
+            json!([{"primary": true, "type": "WindowsAzureActiveDirectoryRole", "value": "Admin", "display": "Admin"}])
+        );
     }
 
     #[test]
@@ -463,7 +486,8 @@ mod tests {
 
     #[test]
     fn members_in_both_shapes() {
-        let mut body = json!({"displayName": "G", "Members": [{"value": "a", "$ref": null, "display": "x"}, "b", {"value": "a"}]});
+        let mut body =
+            json!({"displayName": "G", "Members": [{"value": "a", "$ref": null, "display": "x"}, "b", {"value": "a"}]});
         assert_eq!(take_members(&mut body).unwrap(), Some(vec!["a".to_string(), "b".to_string()]));
         assert!(body.get("Members").is_none());
         assert_eq!(take_members(&mut json!({"members": null})).unwrap(), Some(vec![]));
@@ -476,9 +500,15 @@ mod tests {
         let v = json!({"id": "1", "schemas": ["s"], "userName": "u", "name": {"givenName": "g", "familyName": "f"},
                        "emails": [{"value": "e", "type": "work"}], "meta": {"version": "W/\"1\""}});
         let p = Projection::new(Some("userName,name.givenName,emails[type eq \"work\"]"), None);
-        assert_eq!(p.apply(v.clone()), json!({"id": "1", "schemas": ["s"], "userName": "u", "name": {"givenName": "g"}, "emails": [{"value": "e", "type": "work"}]}));
+        assert_eq!(
+            p.apply(v.clone()),
+            json!({"id": "1", "schemas": ["s"], "userName": "u", "name": {"givenName": "g"}, "emails": [{"value": "e", "type": "work"}]})
+        );
         let p = Projection::new(None, Some("emails,name.familyName,id"));
-        assert_eq!(p.apply(v), json!({"id": "1", "schemas": ["s"], "userName": "u", "name": {"givenName": "g"}, "meta": {"version": "W/\"1\""}}));
+        assert_eq!(
+            p.apply(v),
+            json!({"id": "1", "schemas": ["s"], "userName": "u", "name": {"givenName": "g"}, "meta": {"version": "W/\"1\""}})
+        );
         assert!(!Projection::new(None, Some("members")).wants("members"));
         assert!(Projection::new(Some("displayName,members"), None).wants("members"));
         assert!(!Projection::new(Some("displayName"), None).wants("members"));

@@ -117,26 +117,14 @@ pub static USER_ATTRS: &[Attr] = &[
         s("honorificPrefix", "The honorific prefix(es) of the User."),
         s("honorificSuffix", "The honorific suffix(es) of the User."),
     ]),
-    s(
-        "displayName",
-        "The name of the User, suitable for display to end-users.",
-    ),
+    s("displayName", "The name of the User, suitable for display to end-users."),
     s("nickName", "The casual way to address the user."),
     with!(attr("profileUrl", Type::Reference, "A URI of the User's online profile."), reference_types: &["external"]),
     s("title", "The user's title, such as \"Vice President\"."),
-    s(
-        "userType",
-        "Identifies the relationship between the organization and the user.",
-    ),
-    s(
-        "preferredLanguage",
-        "The User's preferred written or spoken language.",
-    ),
+    s("userType", "Identifies the relationship between the organization and the user."),
+    s("preferredLanguage", "The User's preferred written or spoken language."),
     s("locale", "The User's default location for localizing."),
-    s(
-        "timezone",
-        "The User's time zone in IANA Time Zone database format.",
-    ),
+    s("timezone", "The User's time zone in IANA Time Zone database format."),
     attr("active", Type::Boolean, "The User's administrative status."),
     with!(s("password", "The User's cleartext password. Never stored or returned by idlcm."),
         mutability: Mutability::WriteOnly, returned: Returned::Never),
@@ -176,10 +164,7 @@ pub static USER_ATTRS: &[Attr] = &[
 ];
 
 pub static ENTERPRISE_ATTRS: &[Attr] = &[
-    s(
-        "employeeNumber",
-        "Numeric or alphanumeric identifier assigned to a person.",
-    ),
+    s("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
     s("costCenter", "Identifies the name of a cost center."),
     s("organization", "Identifies the name of an organization."),
     s("division", "Identifies the name of a division."),
@@ -191,10 +176,8 @@ pub static ENTERPRISE_ATTRS: &[Attr] = &[
     ]),
 ];
 
-pub static IDLCM_USER_ATTRS: &[Attr] = &[s(
-    "role",
-    "The user's role in the integrated app; an integration may name this attribute as its role source.",
-)];
+pub static IDLCM_USER_ATTRS: &[Attr] =
+    &[s("role", "The user's role in the integrated app; an integration may name this attribute as its role source.")];
 
 pub static GROUP_ATTRS: &[Attr] = &[
     with!(s("displayName", "A human-readable name for the Group."), required: true, uniqueness: Uniqueness::Server),
@@ -230,30 +213,16 @@ pub struct Schema {
     pub attrs: &'static [Attr],
 }
 
-pub static USER: Schema = Schema {
-    id: USER_SCHEMA,
-    name: "User",
-    description: "User Account",
-    attrs: USER_ATTRS,
-};
-pub static ENTERPRISE: Schema = Schema {
-    id: ENTERPRISE_SCHEMA,
-    name: "EnterpriseUser",
-    description: "Enterprise User",
-    attrs: ENTERPRISE_ATTRS,
-};
+pub static USER: Schema = Schema { id: USER_SCHEMA, name: "User", description: "User Account", attrs: USER_ATTRS };
+pub static ENTERPRISE: Schema =
+    Schema { id: ENTERPRISE_SCHEMA, name: "EnterpriseUser", description: "Enterprise User", attrs: ENTERPRISE_ATTRS };
 pub static IDLCM_USER: Schema = Schema {
     id: IDLCM_USER_SCHEMA,
     name: "IdlcmUser",
     description: "App attributes idlcm carries to the integrated app",
     attrs: IDLCM_USER_ATTRS,
 };
-pub static GROUP: Schema = Schema {
-    id: GROUP_SCHEMA,
-    name: "Group",
-    description: "Group",
-    attrs: GROUP_ATTRS,
-};
+pub static GROUP: Schema = Schema { id: GROUP_SCHEMA, name: "Group", description: "Group", attrs: GROUP_ATTRS };
 
 pub static ALL_SCHEMAS: [&Schema; 4] = [&USER, &ENTERPRISE, &IDLCM_USER, &GROUP];
 
@@ -266,18 +235,10 @@ pub struct ResourceType {
     pub extensions: &'static [&'static Schema],
 }
 
-pub static USER_TYPE: ResourceType = ResourceType {
-    name: "User",
-    endpoint: "/Users",
-    core: &USER,
-    extensions: &[&ENTERPRISE, &IDLCM_USER],
-};
-pub static GROUP_TYPE: ResourceType = ResourceType {
-    name: "Group",
-    endpoint: "/Groups",
-    core: &GROUP,
-    extensions: &[],
-};
+pub static USER_TYPE: ResourceType =
+    ResourceType { name: "User", endpoint: "/Users", core: &USER, extensions: &[&ENTERPRISE, &IDLCM_USER] };
+pub static GROUP_TYPE: ResourceType =
+    ResourceType { name: "Group", endpoint: "/Groups", core: &GROUP, extensions: &[] };
 
 fn find(attrs: &'static [Attr], name: &str) -> Option<&'static Attr> {
     attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
@@ -286,10 +247,7 @@ fn find(attrs: &'static [Attr], name: &str) -> Option<&'static Attr> {
 impl ResourceType {
     /// The extension schema with this URN (case-insensitive), if the type declares it.
     pub fn extension(&self, urn: &str) -> Option<&'static Schema> {
-        self.extensions
-            .iter()
-            .copied()
-            .find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     pub fn is_core_urn(&self, urn: &str) -> bool {
@@ -301,20 +259,13 @@ impl ResourceType {
     pub fn attr(&self, uri: Option<&str>, name: &str) -> Option<&'static Attr> {
         match uri {
             None => find(COMMON_ATTRS, name).or_else(|| find(self.core.attrs, name)),
-            Some(u) if self.is_core_urn(u) => {
-                find(COMMON_ATTRS, name).or_else(|| find(self.core.attrs, name))
-            }
+            Some(u) if self.is_core_urn(u) => find(COMMON_ATTRS, name).or_else(|| find(self.core.attrs, name)),
             Some(u) => self.extension(u).and_then(|s| find(s.attrs, name)),
         }
     }
 
     /// Resolves `attr` or `attr.sub`.
-    pub fn attr_path(
-        &self,
-        uri: Option<&str>,
-        name: &str,
-        sub: Option<&str>,
-    ) -> Option<&'static Attr> {
+    pub fn attr_path(&self, uri: Option<&str>, name: &str, sub: Option<&str>) -> Option<&'static Attr> {
         let a = self.attr(uri, name)?;
         match sub {
             None => Some(a),
@@ -406,10 +357,7 @@ fn attr_json(a: &Attr) -> Value {
         m.insert("referenceTypes".into(), json!(a.reference_types));
     }
     if !a.sub.is_empty() {
-        m.insert(
-            "subAttributes".into(),
-            Value::Array(a.sub.iter().map(attr_json).collect()),
-        );
+        m.insert("subAttributes".into(), Value::Array(a.sub.iter().map(attr_json).collect()));
     }
     Value::Object(m)
 }
@@ -428,11 +376,7 @@ pub fn schema_resource(schema: &Schema, base: &str) -> Value {
 
 /// The `ResourceType` resource for `/ResourceTypes/{name}`.
 pub fn resource_type_resource(rt: &ResourceType, base: &str) -> Value {
-    let ext: Vec<Value> = rt
-        .extensions
-        .iter()
-        .map(|s| json!({ "schema": s.id, "required": false }))
-        .collect();
+    let ext: Vec<Value> = rt.extensions.iter().map(|s| json!({ "schema": s.id, "required": false })).collect();
     let mut v = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
         "id": rt.name,
@@ -455,24 +399,13 @@ mod tests {
 
     #[test]
     fn resolves_names_case_insensitively_and_by_urn() {
+        assert_eq!(USER_TYPE.attr(None, "USERNAME").map(|a| a.name), Some("userName"));
+        assert_eq!(USER_TYPE.attr(Some(USER_SCHEMA), "emails").map(|a| a.name), Some("emails"));
         assert_eq!(
-            USER_TYPE.attr(None, "USERNAME").map(|a| a.name),
-            Some("userName")
-        );
-        assert_eq!(
-            USER_TYPE.attr(Some(USER_SCHEMA), "emails").map(|a| a.name),
-            Some("emails")
-        );
-        assert_eq!(
-            USER_TYPE
-                .attr_path(Some(ENTERPRISE_SCHEMA), "manager", Some("VALUE"))
-                .map(|a| a.name),
+            USER_TYPE.attr_path(Some(ENTERPRISE_SCHEMA), "manager", Some("VALUE")).map(|a| a.name),
             Some("value")
         );
-        assert!(
-            USER_TYPE.attr(None, "department").is_none(),
-            "enterprise attributes need their URN"
-        );
+        assert!(USER_TYPE.attr(None, "department").is_none(), "enterprise attributes need their URN");
         assert!(GROUP_TYPE.attr(None, "members").is_some());
     }
 
@@ -488,17 +421,9 @@ mod tests {
     fn schema_json_omits_absent_values_and_uses_camel_case() {
         let v = schema_resource(&USER, "https://x/scim/v2/i");
         let text = v.to_string();
-        assert!(
-            !text.contains("null"),
-            "Entra requires absent values to be omitted, not null"
-        );
+        assert!(!text.contains("null"), "Entra requires absent values to be omitted, not null");
         assert!(text.contains("\"readWrite\""));
-        let password = v["attributes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "password")
-            .unwrap();
+        let password = v["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "password").unwrap();
         assert_eq!(password["returned"], "never");
         assert_eq!(password["mutability"], "writeOnly");
     }

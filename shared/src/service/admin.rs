@@ -16,14 +16,20 @@ pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
     };
     let name = match obj.get("name") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => s.trim().to_string(),
-        _ => return Err(ScimError::invalid_value("'name' must be a non-empty string of at most 200 characters")),
+        _ => {
+            return Err(ScimError::invalid_value("'name' must be a non-empty string of at most 200 characters"));
+        }
     };
     match obj.get("connector") {
         Some(Value::Object(c)) => match c.get("type").and_then(Value::as_str) {
             Some(t) if CONNECTOR_TYPES.contains(&t) => {}
-            _ => return Err(ScimError::invalid_value("'connector.type' must be one of http, scim, webhook")),
+            _ => {
+                return Err(ScimError::invalid_value("'connector.type' must be one of http, scim, webhook"));
+            }
         },
-        _ => return Err(ScimError::invalid_value("'connector' must be an object with a 'type'")),
+        _ => {
+            return Err(ScimError::invalid_value("'connector' must be an object with a 'type'"));
+        }
     }
     let roles = obj.entry("roles").or_insert_with(|| json!({ "attribute": "roles", "groups": [], "default": null }));
     let Value::Object(r) = roles else {
@@ -53,7 +59,9 @@ pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
     }
     match obj.entry("attributes").or_insert_with(|| json!(["userName"])) {
         Value::Array(a) if a.iter().all(Value::is_string) => {}
-        _ => return Err(ScimError::invalid_value("'attributes' must be a list of SCIM attribute paths")),
+        _ => {
+            return Err(ScimError::invalid_value("'attributes' must be a list of SCIM attribute paths"));
+        }
     }
     Ok((name, Value::Object(obj)))
 }

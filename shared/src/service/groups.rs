@@ -2,8 +2,6 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
-use std::collections::HashSet;
-
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
 
@@ -22,7 +20,10 @@ fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("Group {shown} not found"))
 }
 
-fn prepare(mut body: Value) -> ScimResult<(Map<String, Value>, Option<Vec<String>>)> {
+/// A group body split into the stored document and the member ids it lists (if any).
+type Prepared = (Map<String, Value>, Option<Vec<String>>);
+
+fn prepare(mut body: Value) -> ScimResult<Prepared> {
     let members = take_members(&mut body)?;
     let doc = normalise(&GROUP_TYPE, body)?;
     check_required(&GROUP_TYPE, &doc)?;
@@ -49,17 +50,9 @@ pub(crate) async fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Pr
     })
 }
 
-/// Member ids that name existing users of this integration; unknown ids are dropped
-/// (an IdP can only reference users it provisioned here).
-async fn existing_users(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<HashSet<String>> {
-    let found = ctx.store.existing_ids(ctx.integration_id, Kind::User, ids).await?;
-    if found.len() < ids.len() {
-        tracing::warn!(unknown = ids.len() - found.len(), "group change names members that are not users here; ignored");
-    }
-    Ok(found)
-}
-
-/// Row actions that take a group from `current` (when known) to the delta's result.
+/// Row actions that take a group from `current` (when known) to the delta's result. Member ids
+/// that are not users of this integration are dropped: an IdP can only reference users it
+/// provisioned here, and a row for a stranger would be garbage.
 async fn member_actions(
     ctx: Ctx<'_>,
     group_id: &str,
@@ -67,18 +60,24 @@ async fn member_actions(
     current: Option<&[String]>,
 ) -> ScimResult<Vec<TransactWriteItem>> {
     let adds: Vec<String> = delta.set.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
-    let valid = existing_users(ctx, &adds).await?;
+    let users = ctx.store.user_names(ctx.integration_id, &adds).await?;
+    if users.len() < adds.len() {
+        tracing::warn!(
+            unknown = adds.len() - users.len(),
+            "group change names members that are not users here; ignored"
+        );
+    }
     let mut actions = Vec::new();
-    for id in adds.iter().filter(|id| valid.contains(*id)) {
+    for id in &adds {
+        let Some(display) = users.get(id) else { continue };
         if current.is_some_and(|c| c.contains(id)) {
             continue;
         }
-        actions.extend(ctx.store.member_puts(ctx.integration_id, group_id, id)?);
+        actions.extend(ctx.store.member_puts(ctx.integration_id, group_id, id, display.as_deref())?);
     }
     let mut removes: Vec<&String> = delta.set.iter().filter(|(_, m)| !*m).map(|(id, _)| id).collect();
     if delta.reset {
-        let keep: HashSet<&String> = adds.iter().filter(|id| valid.contains(*id)).collect();
-        removes.extend(current.unwrap_or_default().iter().filter(|id| !keep.contains(id)));
+        removes.extend(current.unwrap_or_default().iter().filter(|id| !users.contains_key(*id)));
     }
     for id in removes {
         actions.extend(ctx.store.member_deletes(ctx.integration_id, group_id, id)?);
@@ -126,26 +125,33 @@ async fn write(
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
         let doc = change(&old)?.filter(|d| *d != old.doc);
-        let current = if delta.reset { Some(ctx.store.group_members(ctx.integration_id, id).await?) } else { None };
+        let current: Option<Vec<String>> = match delta.reset {
+            true => Some(ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect()),
+            false => None,
+        };
         let actions = member_actions(ctx, id, delta, current.as_deref()).await?;
         if doc.is_none() && actions.is_empty() {
             return Ok(old);
         }
         let now = now();
         let (first, rest) = split_first(actions, 5);
-        let result = match &doc {
-            Some(d) => ctx.store.replace_resource(ctx.integration_id, KIND, &old, d.clone(), &now, first).await,
-            None => {
-                // Members only: bump the version atomically; no read-modify-write of the group.
-                let expect = if_match.map(|_| old.version);
-                let mut items = vec![ctx.store.touch_action(ctx.integration_id, KIND, id, &now, expect)?];
-                items.extend(first);
-                ctx.store.transact(items).await.map_err(|e| {
-                    if e.condition_failed_at(0) { WriteError::VersionMismatch } else { WriteError::Store(e) }
-                })
-                .map(|()| Stored { version: old.version + 1, last_modified: now.clone(), ..old.clone() })
-            }
-        };
+        let result =
+            match &doc {
+                Some(d) => ctx.store.replace_resource(ctx.integration_id, KIND, &old, d.clone(), &now, first).await,
+                None => {
+                    // Members only: bump the version atomically; no read-modify-write of the group.
+                    let expect = if_match.map(|_| old.version);
+                    let mut items = vec![ctx.store.touch_action(ctx.integration_id, KIND, id, &now, expect)?];
+                    items.extend(first);
+                    ctx.store
+                        .transact(items)
+                        .await
+                        .map_err(|e| {
+                            if e.condition_failed_at(0) { WriteError::VersionMismatch } else { WriteError::Store(e) }
+                        })
+                        .map(|()| Stored { version: old.version + 1, last_modified: now.clone(), ..old.clone() })
+                }
+            };
         match result {
             Ok(new) => {
                 ctx.store.transact_chunked(rest).await?;
@@ -163,7 +169,13 @@ async fn write(
     Err(ScimError::unavailable("too many concurrent changes to this group; retry"))
 }
 
-pub async fn replace(ctx: Ctx<'_>, id: &str, body: Value, if_match: Option<&str>, projection: &Projection) -> ScimResult<Reply> {
+pub async fn replace(
+    ctx: Ctx<'_>,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+    projection: &Projection,
+) -> ScimResult<Reply> {
     let (doc, members) = prepare(body)?;
     // PUT replaces the whole resource (RFC 7644 §3.5.1): no `members` means no members.
     let delta = MemberDelta { reset: true, set: members.unwrap_or_default().into_iter().map(|m| (m, true)).collect() };
@@ -213,7 +225,7 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
                 let members = ctx.store.group_members(ctx.integration_id, id).await?;
                 let mut actions = Vec::with_capacity(members.len() * 2);
                 for m in &members {
-                    actions.extend(ctx.store.member_deletes(ctx.integration_id, id, m)?);
+                    actions.extend(ctx.store.member_deletes(ctx.integration_id, id, &m.id)?);
                 }
                 ctx.store.transact_chunked(actions).await?;
                 return Ok(Reply::no_content());

@@ -40,7 +40,9 @@ fn parse_window(p: &ListParams) -> ScimResult<(usize, usize)> {
     let int = |name: &str, v: &Option<String>| -> ScimResult<Option<i64>> {
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
-            Some(s) => s.parse::<i64>().map(Some).map_err(|_| ScimError::invalid_value(format!("{name} must be an integer"))),
+            Some(s) => {
+                s.parse::<i64>().map(Some).map_err(|_| ScimError::invalid_value(format!("{name} must be an integer")))
+            }
         }
     };
     let start = int("startIndex", &p.start_index)?.unwrap_or(1).max(1) as usize;
@@ -128,7 +130,13 @@ impl Window {
                         (None, None) => Ordering::Equal,
                         (None, Some(_)) => Ordering::Greater,
                         (Some(_), None) => Ordering::Less,
-                        (Some(x), Some(y)) => if *descending { y.cmp(x) } else { x.cmp(y) },
+                        (Some(x), Some(y)) => {
+                            if *descending {
+                                y.cmp(x)
+                            } else {
+                                x.cmp(y)
+                            }
+                        }
                     }
                 };
                 let pos = self.kept.partition_point(|(k, _)| cmp(k, &key) != Ordering::Greater);
@@ -164,7 +172,9 @@ pub async fn list(ctx: Ctx<'_>, kind: Kind, params: &ListParams) -> ScimResult<R
                 None | Some("") => false,
                 Some(o) if o.eq_ignore_ascii_case("ascending") => false,
                 Some(o) if o.eq_ignore_ascii_case("descending") => true,
-                Some(_) => return Err(ScimError::invalid_value("sortOrder must be 'ascending' or 'descending'")),
+                Some(_) => {
+                    return Err(ScimError::invalid_value("sortOrder must be 'ascending' or 'descending'"));
+                }
             };
             Some((p.to_string(), descending))
         }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use super::etag;
 use crate::scim::resource::schemas_for;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+use crate::store::members::Member;
 use crate::store::resources::{Kind, Stored};
 
 pub fn location(base_url: &str, kind: Kind, id: &str) -> String {
@@ -15,7 +16,7 @@ pub fn location(base_url: &str, kind: Kind, id: &str) -> String {
 }
 
 /// The full resource; `members` are group member ids when they were loaded.
-pub fn resource(base_url: &str, kind: Kind, r: &Stored, members: Option<&[String]>) -> Value {
+pub fn resource(base_url: &str, kind: Kind, r: &Stored, members: Option<&[Member]>) -> Value {
     let rt = match kind {
         Kind::User => &USER_TYPE,
         Kind::Group => &GROUP_TYPE,
@@ -26,10 +27,16 @@ pub fn resource(base_url: &str, kind: Kind, r: &Stored, members: Option<&[String
     for (k, v) in &r.doc {
         out.insert(k.clone(), v.clone());
     }
-    if let Some(ids) = members {
-        let list: Vec<Value> = ids
+    if let Some(members) = members {
+        let list: Vec<Value> = members
             .iter()
-            .map(|id| json!({ "value": id, "$ref": location(base_url, Kind::User, id), "type": "User" }))
+            .map(|m| {
+                let mut v = json!({ "value": m.id, "$ref": location(base_url, Kind::User, &m.id), "type": "User" });
+                if let Some(d) = &m.display {
+                    v["display"] = json!(d);
+                }
+                v
+            })
             .collect();
         out.insert("members".into(), Value::Array(list));
     }

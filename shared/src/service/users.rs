@@ -75,7 +75,13 @@ where
     Err(ScimError::unavailable("too many concurrent changes to this user; retry"))
 }
 
-pub async fn replace(ctx: Ctx<'_>, id: &str, body: Value, if_match: Option<&str>, projection: &Projection) -> ScimResult<Reply> {
+pub async fn replace(
+    ctx: Ctx<'_>,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+    projection: &Projection,
+) -> ScimResult<Reply> {
     let doc = prepare(body)?;
     let r = update(ctx, id, if_match, |_| Ok(doc.clone())).await?;
     Ok(reply(ctx, 200, &r, projection))

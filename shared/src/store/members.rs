@@ -2,21 +2,38 @@
 //! `MEMBEROF#<user>#<group>` (listed per user). Adding or removing a member writes rows only;
 //! nothing reads, modifies and writes back a member list, so concurrent PATCHes never lose a member.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::resources::Kind;
+use super::resources::{Kind, Stored};
 use super::{Store, StoreError, get_s, key, keys, s};
 
+/// One membership row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub display: Option<String>,
+}
+
 impl Store {
-    /// The two puts that make `user_id` a member of `group_id`.
-    pub fn member_puts(&self, iid: &str, group_id: &str, user_id: &str) -> Result<[TransactWriteItem; 2], StoreError> {
+    /// The two puts that make `user_id` a member of `group_id`; `display` is the user's
+    /// userName when added, returned as the member's `display`.
+    pub fn member_puts(
+        &self,
+        iid: &str,
+        group_id: &str,
+        user_id: &str,
+        display: Option<&str>,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
         let pk = keys::integration_pk(iid);
         let row = |sk: String| -> Result<TransactWriteItem, StoreError> {
             let mut item = key(pk.clone(), sk);
             item.insert("group_id".into(), s(group_id));
             item.insert("user_id".into(), s(user_id));
+            if let Some(d) = display {
+                item.insert("display".into(), s(d));
+            }
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -28,7 +45,12 @@ impl Store {
     }
 
     /// The two deletes that end a membership (idempotent: deleting a non-member is fine).
-    pub fn member_deletes(&self, iid: &str, group_id: &str, user_id: &str) -> Result<[TransactWriteItem; 2], StoreError> {
+    pub fn member_deletes(
+        &self,
+        iid: &str,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
         let pk = keys::integration_pk(iid);
         let row = |sk: String| -> Result<TransactWriteItem, StoreError> {
             let del = Delete::builder()
@@ -41,10 +63,16 @@ impl Store {
         Ok([row(keys::member_sk(group_id, user_id))?, row(keys::member_of_sk(user_id, group_id))?])
     }
 
-    /// User ids in a group, in id order.
-    pub async fn group_members(&self, iid: &str, group_id: &str) -> Result<Vec<String>, StoreError> {
+    /// A group's members, in user-id order.
+    pub async fn group_members(&self, iid: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
         let rows = self.query_all(keys::integration_pk(iid), keys::member_prefix(group_id)).await?;
-        Ok(rows.iter().filter_map(|r| get_s(r, "user_id").map(str::to_string)).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let id = get_s(r, "user_id")?.to_string();
+                Some(Member { id, display: get_s(r, "display").map(str::to_string) })
+            })
+            .collect())
     }
 
     /// Group ids a user belongs to.
@@ -53,16 +81,23 @@ impl Store {
         Ok(rows.iter().filter_map(|r| get_s(r, "group_id").map(str::to_string)).collect())
     }
 
-    /// Which of `ids` are existing resources of `kind` (one BatchGetItem per 100 ids).
-    pub async fn existing_ids(&self, iid: &str, kind: Kind, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+    /// The userNames of those of `ids` that are users of the integration (one BatchGetItem per 100 ids).
+    pub async fn user_names(&self, iid: &str, ids: &[String]) -> Result<HashMap<String, Option<String>>, StoreError> {
         let candidates: Vec<&String> = ids.iter().filter(|id| keys::is_resource_id(id)).collect();
         if candidates.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         let pk = keys::integration_pk(iid);
-        let request: Vec<_> = candidates.iter().map(|id| key(pk.clone(), kind.sk(id))).collect();
+        let request: Vec<_> = candidates.iter().map(|id| key(pk.clone(), Kind::User.sk(id))).collect();
         let found = self.batch_get(request).await?;
-        Ok(found.iter().filter_map(|i| get_s(i, "id").map(str::to_string)).collect())
+        Ok(found
+            .into_iter()
+            .filter_map(|item| {
+                let stored = Stored::from_item(item).ok()?;
+                let name = stored.doc.get("userName").and_then(|v| v.as_str()).map(str::to_string);
+                Some((stored.id, name))
+            })
+            .collect())
     }
 
     /// Runs actions that need not be atomic with each other (member rows of a large change)

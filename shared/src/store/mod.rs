@@ -24,10 +24,7 @@ pub enum StoreError {
     #[error("stored item is malformed: {0}")]
     Malformed(String),
     #[error("DynamoDB {operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-    },
+    Aws { operation: &'static str, message: String },
 }
 
 impl StoreError {
@@ -36,11 +33,7 @@ impl StoreError {
         err: SdkError<E, R>,
     ) -> Self {
         let message = match err.as_service_error() {
-            Some(e) => format!(
-                "{}: {}",
-                e.code().unwrap_or("unknown"),
-                e.message().unwrap_or("")
-            ),
+            Some(e) => format!("{}: {}", e.code().unwrap_or("unknown"), e.message().unwrap_or("")),
             None => format!("{err:?}").chars().take(300).collect(),
         };
         StoreError::Aws { operation, message }
@@ -74,17 +67,12 @@ pub fn key(pk: String, sk: String) -> Item {
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     /// Runs one transaction, retrying DynamoDB's transient `TransactionConflict` with backoff.
@@ -93,12 +81,7 @@ impl Store {
         debug_assert!(items.len() <= MAX_TRANSACTION_ITEMS);
         let mut delay = Duration::from_millis(20);
         for attempt in 0.. {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
@@ -109,14 +92,10 @@ impl Store {
                 }
                 _ => None,
             });
-            let conflict = err.as_service_error().and_then(|e| e.code())
-                == Some("TransactionInProgressException")
+            let conflict = err.as_service_error().and_then(|e| e.code()) == Some("TransactionInProgressException")
                 || reasons.as_ref().is_some_and(|r| {
-                    r.iter()
-                        .any(|c| c.as_deref() == Some("TransactionConflict"))
-                        && !r
-                            .iter()
-                            .any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
+                    r.iter().any(|c| c.as_deref() == Some("TransactionConflict"))
+                        && !r.iter().any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
                 });
             if conflict && attempt < 8 {
                 tokio::time::sleep(delay).await;
@@ -176,9 +155,7 @@ impl Store {
         let mut all = Vec::new();
         let mut start = None;
         loop {
-            let (items, next) = self
-                .query_prefix(pk.clone(), prefix.clone(), start, 1000)
-                .await?;
+            let (items, next) = self.query_prefix(pk.clone(), prefix.clone(), start, 1000).await?;
             all.extend(items);
             match next {
                 Some(k) => start = Some(k),
@@ -209,11 +186,8 @@ impl Store {
                 if let Some(mut r) = out.responses {
                     found.extend(r.remove(&self.table).unwrap_or_default());
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|ka| ka.keys)
-                    .unwrap_or_default();
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|ka| ka.keys).unwrap_or_default();
                 if !pending.is_empty() {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(1000));

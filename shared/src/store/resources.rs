@@ -108,18 +108,26 @@ fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
 }
 
 impl Stored {
-    fn from_item(item: Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
         let row: ResourceRow = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?;
         let doc = match serde_json::from_str(&row.doc) {
             Ok(Value::Object(m)) => m,
-            _ => return Err(StoreError::Malformed(format!("resource {} has no JSON object", row.id))),
+            _ => {
+                return Err(StoreError::Malformed(format!("resource {} has no JSON object", row.id)));
+            }
         };
         Ok(Stored { id: row.id, doc, version: row.version, created: row.created, last_modified: row.last_modified })
     }
 }
 
 impl Store {
-    fn put_resource(&self, iid: &str, kind: Kind, r: &Stored, condition: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+    fn put_resource(
+        &self,
+        iid: &str,
+        kind: Kind,
+        r: &Stored,
+        condition: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let row = ResourceRow {
             pk: keys::integration_pk(iid),
             sk: kind.sk(&r.id),
@@ -241,7 +249,14 @@ impl Store {
 
     /// An action that bumps a resource's version and lastModified without rewriting it
     /// (membership changes), optionally only at an expected version.
-    pub fn touch_action(&self, iid: &str, kind: Kind, id: &str, now: &str, expect: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+    pub fn touch_action(
+        &self,
+        iid: &str,
+        kind: Kind,
+        id: &str,
+        now: &str,
+        expect: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut up = Update::builder()
             .table_name(&self.table)
             .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(id))))
@@ -301,7 +316,13 @@ impl Store {
     }
 
     /// Looks a resource up through a uniqueness row (`userName`/`displayName` or `externalId`).
-    pub async fn find_unique(&self, iid: &str, kind: Kind, attr: &str, value: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn find_unique(
+        &self,
+        iid: &str,
+        kind: Kind,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<Stored>, StoreError> {
         if value.len() > keys::MAX_KEY_VALUE_BYTES {
             return Ok(None);
         }
@@ -310,8 +331,12 @@ impl Store {
         } else {
             kind.unique_sk(value)
         };
-        let Some(row) = self.get(keys::integration_pk(iid), sk).await? else { return Ok(None) };
-        let Some(id) = super::get_s(&row, "id") else { return Ok(None) };
+        let Some(row) = self.get(keys::integration_pk(iid), sk).await? else {
+            return Ok(None);
+        };
+        let Some(id) = super::get_s(&row, "id") else {
+            return Ok(None);
+        };
         self.get_resource(iid, kind, id).await
     }
 
@@ -323,7 +348,8 @@ impl Store {
         start: Option<Item>,
         limit: i32,
     ) -> Result<(Vec<Stored>, Option<Item>), StoreError> {
-        let (items, next) = self.query_prefix(keys::integration_pk(iid), kind.prefix().to_string(), start, limit).await?;
+        let (items, next) =
+            self.query_prefix(keys::integration_pk(iid), kind.prefix().to_string(), start, limit).await?;
         let rows = items.into_iter().map(Stored::from_item).collect::<Result<Vec<_>, _>>()?;
         Ok((rows, next))
     }

@@ -62,7 +62,12 @@ pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParam
     Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &list_params(&q)).await?))
 }
 
-pub async fn users_create(State(state): State<AppState>, scim: Scim, q: QueryParams, JsonBody(body): JsonBody) -> ApiResult {
+pub async fn users_create(
+    State(state): State<AppState>,
+    scim: Scim,
+    q: QueryParams,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
     Ok(ApiReply(users::create(ctx(&state, &scim), body, &projection(&q)).await?))
 }
 
@@ -112,7 +117,12 @@ pub async fn groups_list(State(state): State<AppState>, scim: Scim, q: QueryPara
     Ok(ApiReply(list::list(ctx(&state, &scim), Kind::Group, &list_params(&q)).await?))
 }
 
-pub async fn groups_create(State(state): State<AppState>, scim: Scim, q: QueryParams, JsonBody(body): JsonBody) -> ApiResult {
+pub async fn groups_create(
+    State(state): State<AppState>,
+    scim: Scim,
+    q: QueryParams,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
     Ok(ApiReply(groups::create(ctx(&state, &scim), body, &projection(&q)).await?))
 }
 

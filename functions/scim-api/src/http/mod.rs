@@ -92,9 +92,8 @@ impl FromRequestParts<AppState> for Scim {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let params: Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ScimError::not_found("unknown integration"))?;
+        let params: Path<HashMap<String, String>> =
+            Path::from_request_parts(parts, state).await.map_err(|_| ScimError::not_found("unknown integration"))?;
         let iid = params.get("iid").cloned().unwrap_or_default();
         let unauthorized = || ApiError(ScimError::unauthorized("missing or invalid bearer token for this integration"));
         let token = bearer(parts).ok_or_else(unauthorized)?;
@@ -131,10 +130,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
         if let Some(ct) = content_type {
             let mime = ct.split(';').next().unwrap_or("").trim().to_string();
-            if !(mime.is_empty() || mime == SCIM_JSON || mime == "application/json" || mime.ends_with("+json") || mime == "text/json") {
+            if !(mime.is_empty()
+                || mime == SCIM_JSON
+                || mime == "application/json"
+                || mime.ends_with("+json")
+                || mime == "text/json")
+            {
                 return Err(ApiError(ScimError::new(
                     415,
                     None,
@@ -184,7 +189,8 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "-".into());
-    let integration = req.uri().path().strip_prefix("/scim/v2/").and_then(|p| p.split('/').next()).unwrap_or("").to_string();
+    let integration =
+        req.uri().path().strip_prefix("/scim/v2/").and_then(|p| p.split('/').next()).unwrap_or("").to_string();
     let resp = next.run(req).await;
     tracing::info!(
         %method,
