@@ -45,13 +45,16 @@ install_venv() {
 mkdir -p "$ROOT/.venv"
 
 # Install the stale venvs in parallel: mostly download and unpack time.
-declare -A pids=() started=()
+declare -A pids=()
 for name in "${VENVS[@]}"; do
   if venv_up_to_date "$name"; then
     say ".venv/$name up to date"
   else
-    started[$name]=$SECONDS
-    install_venv "$name" >"$ROOT/.venv/$name.log" 2>&1 &
+    (
+      start=$SECONDS
+      install_venv "$name"
+      echo $((SECONDS - start)) >"$ROOT/.venv/$name.took"
+    ) >"$ROOT/.venv/$name.log" 2>&1 &
     pids[$name]=$!
   fi
 done
@@ -60,8 +63,8 @@ failed=0
 for name in "${VENVS[@]}"; do
   [[ -n "${pids[$name]:-}" ]] || continue
   if wait "${pids[$name]}"; then
-    say ".venv/$name installed from infra/requirements-$name.txt ($((SECONDS - started[$name])) s)"
-    rm -f "$ROOT/.venv/$name.log"
+    say ".venv/$name installed from infra/requirements-$name.txt ($(cat "$ROOT/.venv/$name.took") s)"
+    rm -f "$ROOT/.venv/$name.log" "$ROOT/.venv/$name.took"
   else
     say ".venv/$name FAILED to install; last lines of .venv/$name.log:"
     tail -n 20 "$ROOT/.venv/$name.log" >&2

@@ -20,6 +20,13 @@ url="http://127.0.0.1:$port"
 
 say() { printf 'moto: %s\n' "$*"; }
 
+# Running, not a zombie waiting for its reaper.
+alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z* ]]
+}
+
 # moto answers its own dashboard API without signed requests.
 answers() {
   "$ROOT/.venv/moto/bin/python" - "$url/moto-api/data.json" <<'EOF' 2>/dev/null
@@ -35,7 +42,7 @@ our_pid() {
   local pid
   pid="$(cat "$pid_file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null || return 1
   echo "$pid"
 }
@@ -88,10 +95,10 @@ case "$cmd" in
     if pid="$(our_pid)"; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
       done
-      kill -KILL "$pid" 2>/dev/null || true
+      alive "$pid" && kill -KILL "$pid" 2>/dev/null
       say "stopped (pid $pid, $url)"
     fi
     rm -f "$pid_file"

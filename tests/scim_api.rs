@@ -223,6 +223,19 @@ async fn list_filter_sort_and_page() {
     assert_eq!(names(&body), ["carol@example.com"]);
     let (_, body) = i.call(h, "GET", "/Users?count=0", None).await;
     assert_eq!((body["totalResults"].as_u64(), body["Resources"].as_array().map(Vec::len)), (Some(4), Some(0)));
+    // The same query as a POST .search (RFC 7644 §3.4.3), per type and at the root.
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName sw \"b\" or userName sw \"c\"", "sortBy": "userName", "attributes": ["userName"]});
+    let (s, body) = i.call(h, "POST", "/Users/.search", Some(search.clone())).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(names(&body), ["bob@example.com", "carol@example.com"]);
+    assert!(body["Resources"][0].get("emails").is_none());
+    let (_, g) = i.call(h, "POST", "/Groups", Some(json!({"displayName": "bees"}))).await;
+    let root = json!({"filter": "userName sw \"b\" or displayName sw \"b\"", "count": 5});
+    let (s, body) = i.call(h, "POST", "/.search", Some(root)).await;
+    assert_eq!((s, body["totalResults"].as_u64()), (200, Some(2)), "{body}");
+    assert_eq!(body["Resources"][1]["id"], g["id"]);
+
     let (_, body) = i.call(h, "GET", "/Users?attributes=userName&count=1&sortBy=userName", None).await;
     assert_eq!(
         body["Resources"][0],

@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
             &format!("{scim}/Users/{{id}}"),
             get(h::users_get).put(h::users_replace).patch(h::users_patch).delete(h::users_delete),
         )
+        .route(&format!("{scim}/.search"), post(h::search_all))
+        .route(&format!("{scim}/Users/.search"), post(h::users_search))
         .route(&format!("{scim}/Groups"), get(h::groups_list).post(h::groups_create))
+        .route(&format!("{scim}/Groups/.search"), post(h::groups_search))
         .route(&format!("{scim}/Groups/"), get(h::groups_list).post(h::groups_create))
         .route(
             &format!("{scim}/Groups/{{id}}"),

@@ -231,6 +231,23 @@ pub fn take_members(body: &mut Value) -> ScimResult<Option<Vec<String>>> {
     member_ids(value).map(Some)
 }
 
+/// The `display` each member object of a `members` value carries, by member id (kept as sent:
+/// Okta puts the user's login there).
+pub fn member_displays(value: &Value) -> std::collections::HashMap<String, String> {
+    let items = match value {
+        Value::Array(a) => a.as_slice(),
+        other => std::slice::from_ref(other),
+    };
+    let field = |o: &Map<String, Value>, name: &str| -> Option<String> {
+        o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str()).map(str::to_string)
+    };
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|o| Some((field(o, "value")?, field(o, "display").filter(|d| !d.is_empty())?)))
+        .collect()
+}
+
 /// Member ids from a `members` value: objects with `value`, or bare id strings.
 pub fn member_ids(value: Value) -> ScimResult<Vec<String>> {
     let items = match value {

@@ -2,13 +2,15 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
 
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberDelta};
-use crate::scim::resource::{Projection, check_required, normalise, take_members};
+use crate::scim::resource::{Projection, check_required, member_displays, normalise, take_members};
 use crate::scim::schema::GROUP_TYPE;
 use crate::store::MAX_TRANSACTION_ITEMS;
 use crate::store::resources::{Kind, Stored, WriteError};
@@ -20,15 +22,48 @@ fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("Group {shown} not found"))
 }
 
-/// A group body split into the stored document and the member ids it lists (if any).
-type Prepared = (Map<String, Value>, Option<Vec<String>>);
+/// A group body split into the stored document, the member ids it lists (if any) and their
+/// `display` values.
+struct Prepared {
+    doc: Map<String, Value>,
+    members: Option<Vec<String>>,
+    displays: Displays,
+}
+
+type Displays = HashMap<String, String>;
 
 fn prepare(mut body: Value) -> ScimResult<Prepared> {
+    let displays = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
+        .map(|(_, v)| member_displays(v))
+        .unwrap_or_default();
     let members = take_members(&mut body)?;
     let doc = normalise(&GROUP_TYPE, body)?;
     check_required(&GROUP_TYPE, &doc)?;
     check_key_lengths(KIND, &doc)?;
-    Ok((doc, members))
+    Ok(Prepared { doc, members, displays })
+}
+
+/// Member `display` values anywhere in PATCH operations (`path: members`, or a path-less value
+/// with a `members` key).
+fn displays_in(ops: &[patch::Operation]) -> Displays {
+    let mut out = Displays::new();
+    for op in ops {
+        let Some(value) = &op.value else { continue };
+        match &op.path {
+            Some(p) if p.path.attr.eq_ignore_ascii_case("members") => out.extend(member_displays(value)),
+            None => {
+                if let Some((_, v)) =
+                    value.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
+                {
+                    out.extend(member_displays(v));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
@@ -58,9 +93,10 @@ async fn member_actions(
     group_id: &str,
     delta: &MemberDelta,
     current: Option<&[String]>,
+    displays: &Displays,
 ) -> ScimResult<Vec<TransactWriteItem>> {
     let adds: Vec<String> = delta.set.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
-    let users = ctx.store.user_names(ctx.integration_id, &adds).await?;
+    let users = ctx.store.existing_users(ctx.integration_id, &adds).await?;
     if users.len() < adds.len() {
         tracing::warn!(
             unknown = adds.len() - users.len(),
@@ -68,16 +104,20 @@ async fn member_actions(
         );
     }
     let mut actions = Vec::new();
-    for id in &adds {
-        let Some(display) = users.get(id) else { continue };
+    for id in adds.iter().filter(|id| users.contains(*id)) {
         if current.is_some_and(|c| c.contains(id)) {
             continue;
         }
-        actions.extend(ctx.store.member_puts(ctx.integration_id, group_id, id, display.as_deref())?);
+        actions.extend(ctx.store.member_puts(
+            ctx.integration_id,
+            group_id,
+            id,
+            displays.get(id).map(String::as_str),
+        )?);
     }
     let mut removes: Vec<&String> = delta.set.iter().filter(|(_, m)| !*m).map(|(id, _)| id).collect();
     if delta.reset {
-        removes.extend(current.unwrap_or_default().iter().filter(|id| !users.contains_key(*id)));
+        removes.extend(current.unwrap_or_default().iter().filter(|id| !users.contains(*id)));
     }
     for id in removes {
         actions.extend(ctx.store.member_deletes(ctx.integration_id, group_id, id)?);
@@ -93,7 +133,7 @@ fn split_first(mut actions: Vec<TransactWriteItem>, head: usize) -> (Vec<Transac
 }
 
 pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimResult<Reply> {
-    let (doc, members) = prepare(body)?;
+    let Prepared { doc, members, displays } = prepare(body)?;
     let delta = MemberDelta { reset: false, set: members.unwrap_or_default().into_iter().map(|m| (m, true)).collect() };
     // The group id is needed for member rows: create the group first, then add rows.
     let stored = ctx
@@ -101,7 +141,7 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
         .create_resource(ctx.integration_id, KIND, doc.clone(), &now(), Vec::new())
         .await
         .map_err(|e| write_error(KIND, e, &doc))?;
-    let actions = member_actions(ctx, &stored.id, &delta, Some(&[])).await?;
+    let actions = member_actions(ctx, &stored.id, &delta, Some(&[]), &displays).await?;
     ctx.store.transact_chunked(actions).await?;
     reply(ctx, 201, &stored, projection).await
 }
@@ -118,6 +158,7 @@ async fn write(
     if_match: Option<&str>,
     change: impl Fn(&Stored) -> ScimResult<Option<Map<String, Value>>>,
     delta: &MemberDelta,
+    displays: &Displays,
 ) -> ScimResult<Stored> {
     for _ in 0..WRITE_ATTEMPTS {
         let old = load(ctx, id).await?;
@@ -129,7 +170,7 @@ async fn write(
             true => Some(ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect()),
             false => None,
         };
-        let actions = member_actions(ctx, id, delta, current.as_deref()).await?;
+        let actions = member_actions(ctx, id, delta, current.as_deref(), displays).await?;
         if doc.is_none() && actions.is_empty() {
             return Ok(old);
         }
@@ -176,10 +217,10 @@ pub async fn replace(
     if_match: Option<&str>,
     projection: &Projection,
 ) -> ScimResult<Reply> {
-    let (doc, members) = prepare(body)?;
+    let Prepared { doc, members, displays } = prepare(body)?;
     // PUT replaces the whole resource (RFC 7644 §3.5.1): no `members` means no members.
     let delta = MemberDelta { reset: true, set: members.unwrap_or_default().into_iter().map(|m| (m, true)).collect() };
-    let r = write(ctx, id, if_match, |_| Ok(Some(doc.clone())), &delta).await?;
+    let r = write(ctx, id, if_match, |_| Ok(Some(doc.clone())), &delta, &displays).await?;
     reply(ctx, 200, &r, projection).await
 }
 
@@ -191,6 +232,7 @@ pub async fn patch(
     projection: Option<&Projection>,
 ) -> ScimResult<Reply> {
     let ops = patch::parse_request(body)?;
+    let displays = displays_in(&ops);
     let (doc_ops, member_changes) = patch::split_group_ops(ops)?;
     let delta = patch::fold_member_changes(&member_changes);
     let r = write(
@@ -203,9 +245,10 @@ pub async fn patch(
             }
             let mut doc = old.doc.clone();
             patch::apply(&mut doc, &GROUP_TYPE, &doc_ops)?;
-            Ok(Some(prepare(Value::Object(doc))?.0))
+            Ok(Some(prepare(Value::Object(doc))?.doc))
         },
         &delta,
+        &displays,
     )
     .await?;
     match projection {

@@ -28,6 +28,49 @@ pub struct ListParams {
     pub projection: Projection,
 }
 
+pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+impl ListParams {
+    /// The parameters of a `POST .../.search` body (RFC 7644 §3.4.3).
+    pub fn from_search_request(body: &Value) -> ScimResult<Self> {
+        let Some(obj) = body.as_object() else {
+            return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object"));
+        };
+        let field = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let text = |name: &str| -> ScimResult<Option<String>> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(_) => Err(ScimError::invalid_value(format!("'{name}' must be a string or number"))),
+            }
+        };
+        let list = |name: &str| -> ScimResult<Option<String>> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Some(v.join(",")))
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be a list of attribute names"))),
+                Some(_) => Err(ScimError::invalid_value(format!("'{name}' must be a list of attribute names"))),
+            }
+        };
+        let attributes = list("attributes")?;
+        let excluded = list("excludedAttributes")?;
+        Ok(ListParams {
+            filter: text("filter")?,
+            start_index: text("startIndex")?,
+            count: text("count")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
+            projection: Projection::new(attributes.as_deref(), excluded.as_deref()),
+        })
+    }
+}
+
 fn resource_type(kind: Kind) -> &'static ResourceType {
     match kind {
         Kind::User => &USER_TYPE,
@@ -154,9 +197,46 @@ impl Window {
     }
 }
 
+/// `GET /Users`, `GET /Groups`, and `POST /Users/.search`, `POST /Groups/.search`.
 pub async fn list(ctx: Ctx<'_>, kind: Kind, params: &ListParams) -> ScimResult<Reply> {
-    let schema = resource_type(kind);
     let (start, count) = parse_window(params)?;
+    let (total, resources) = query(ctx, kind, params, start, count).await?;
+    Ok(list_response(total, start, resources))
+}
+
+/// `POST /.search` (RFC 7644 §3.4.3): Users then Groups, as one list. With `sortBy`, each
+/// type is sorted on its own.
+pub async fn search_all(ctx: Ctx<'_>, params: &ListParams) -> ScimResult<Reply> {
+    let (start, count) = parse_window(params)?;
+    let (users, mut resources) = query(ctx, Kind::User, params, start, count).await?;
+    let group_start = start.saturating_sub(users).max(1);
+    let (groups, more) = query(ctx, Kind::Group, params, group_start, count - resources.len()).await?;
+    resources.extend(more);
+    Ok(list_response(users + groups, start, resources))
+}
+
+fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Reply {
+    Reply::json(
+        200,
+        json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        }),
+    )
+}
+
+/// One kind's matches: how many there are, and the window `[start, start + count)` rendered.
+async fn query(
+    ctx: Ctx<'_>,
+    kind: Kind,
+    params: &ListParams,
+    start: usize,
+    count: usize,
+) -> ScimResult<(usize, Vec<Value>)> {
+    let schema = resource_type(kind);
     let parsed = match params.filter.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(f) => {
@@ -222,16 +302,7 @@ pub async fn list(ctx: Ctx<'_>, kind: Kind, params: &ListParams) -> ScimResult<R
         };
         resources.extend(body);
     }
-    Ok(Reply::json(
-        200,
-        json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }),
-    ))
+    Ok((total, resources))
 }
 
 #[cfg(test)]

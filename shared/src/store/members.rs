@@ -2,11 +2,11 @@
 //! `MEMBEROF#<user>#<group>` (listed per user). Adding or removing a member writes rows only;
 //! nothing reads, modifies and writes back a member list, so concurrent PATCHes never lose a member.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::resources::{Kind, Stored};
+use super::resources::Kind;
 use super::{Store, StoreError, get_s, key, keys, s};
 
 /// One membership row as read back.
@@ -17,8 +17,8 @@ pub struct Member {
 }
 
 impl Store {
-    /// The two puts that make `user_id` a member of `group_id`; `display` is the user's
-    /// userName when added, returned as the member's `display`.
+    /// The two puts that make `user_id` a member of `group_id`; `display` is kept as the
+    /// client sent it and returned as is.
     pub fn member_puts(
         &self,
         iid: &str,
@@ -81,23 +81,16 @@ impl Store {
         Ok(rows.iter().filter_map(|r| get_s(r, "group_id").map(str::to_string)).collect())
     }
 
-    /// The userNames of those of `ids` that are users of the integration (one BatchGetItem per 100 ids).
-    pub async fn user_names(&self, iid: &str, ids: &[String]) -> Result<HashMap<String, Option<String>>, StoreError> {
+    /// Which of `ids` are users of the integration (one BatchGetItem per 100 ids).
+    pub async fn existing_users(&self, iid: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {
         let candidates: Vec<&String> = ids.iter().filter(|id| keys::is_resource_id(id)).collect();
         if candidates.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(HashSet::new());
         }
         let pk = keys::integration_pk(iid);
         let request: Vec<_> = candidates.iter().map(|id| key(pk.clone(), Kind::User.sk(id))).collect();
         let found = self.batch_get(request).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|item| {
-                let stored = Stored::from_item(item).ok()?;
-                let name = stored.doc.get("userName").and_then(|v| v.as_str()).map(str::to_string);
-                Some((stored.id, name))
-            })
-            .collect())
+        Ok(found.iter().filter_map(|item| get_s(item, "id").map(str::to_string)).collect())
     }
 
     /// Runs actions that need not be atomic with each other (member rows of a large change)

@@ -62,6 +62,21 @@ pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParam
     Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &list_params(&q)).await?))
 }
 
+pub async fn users_search(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
+    let params = list::ListParams::from_search_request(&body)?;
+    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &params).await?))
+}
+
+pub async fn groups_search(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
+    let params = list::ListParams::from_search_request(&body)?;
+    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::Group, &params).await?))
+}
+
+pub async fn search_all(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
+    let params = list::ListParams::from_search_request(&body)?;
+    Ok(ApiReply(list::search_all(ctx(&state, &scim), &params).await?))
+}
+
 pub async fn users_create(
     State(state): State<AppState>,
     scim: Scim,
