@@ -1,9 +1,15 @@
 //! idlcm core: SCIM model, filter and PATCH engines, the DynamoDB store, configuration,
 //! authentication and the SCIM service logic the `scim-api` function exposes.
 
+pub mod assignment;
 pub mod auth;
 pub mod config;
+pub mod connector;
 pub mod error;
+pub mod integration;
+pub mod queue;
 pub mod scim;
 pub mod service;
 pub mod store;
+pub mod sweeper;
+pub mod worker;

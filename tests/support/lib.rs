@@ -1,16 +1,30 @@
 //! Test support: the real API router served over HTTP on 127.0.0.1, talking to the moto
-//! emulator through the AWS SDK. `make test` starts moto and creates the table from
-//! `template.yaml`, then exports `AWS_ENDPOINT_URL` and `IDLCM_TABLE`.
+//! emulator through the AWS SDK; the real worker fed by a local SQS event source; the demo
+//! app as the external target. `make test` starts moto and creates the table and queues from
+//! `template.yaml`, then exports `AWS_ENDPOINT_URL`, `IDLCM_TABLE` and `IDLCM_JOBS_QUEUE_URL`.
 
+pub mod aws_calls;
+pub mod demo_app;
+pub mod event_source;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use idlcm::store::Store;
+use idlcm::worker::Worker;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
 
-/// A running API: its base URL and an HTTP client.
+/// A running API: its base URL, an HTTP client, and the AWS pieces behind it.
 pub struct Stack {
     pub api_url: String,
     pub http: reqwest::Client,
+    pub aws: aws_config::SdkConfig,
+    pub table: String,
+    /// This stack's own job queue (a copy of the template's, so parallel tests never share messages).
+    pub queue_url: String,
+    /// Counts the AWS calls the API made.
+    pub api_calls: aws_calls::Counter,
 }
 
 /// One integration's SCIM endpoint and token.
@@ -21,7 +35,7 @@ pub struct Integration {
     pub token: String,
 }
 
-fn require_env(name: &str) -> String {
+pub fn require_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: run the tests with `make test`, which starts the moto emulator and creates the table"
@@ -29,50 +43,198 @@ fn require_env(name: &str) -> String {
     })
 }
 
+/// A fresh FIFO queue (and DLQ) with the attributes of the template's job queue.
+pub async fn clone_job_queue(sqs: &aws_sdk_sqs::Client, template_url: &str) -> String {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(template_url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("GetQueueAttributes on the template's job queue")
+        .attributes
+        .unwrap_or_default();
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("test-dlq-{suffix}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create DLQ")
+        .queue_url
+        .expect("DLQ url");
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("DLQ arn")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("DLQ arn");
+    let max_receives: Value = attrs
+        .get(&QueueAttributeName::RedrivePolicy)
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .map(|p| p["maxReceiveCount"].clone())
+        .expect("the template's job queue has a redrive policy");
+    let mut create = sqs
+        .create_queue()
+        .queue_name(format!("test-jobs-{suffix}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives }).to_string(),
+        );
+    for name in [QueueAttributeName::VisibilityTimeout, QueueAttributeName::ContentBasedDeduplication] {
+        if let Some(v) = attrs.get(&name) {
+            create = create.attributes(name, v);
+        }
+    }
+    create.send().await.expect("create job queue").queue_url.expect("queue url")
+}
+
+/// How to start a stack.
+#[derive(Default)]
+pub struct Options {
+    /// Give the API this queue URL instead of the stack's (to make its sends fail).
+    pub api_queue_url: Option<String>,
+}
+
 impl Stack {
     /// Starts the API in-process on an ephemeral loopback port.
     pub async fn start() -> Stack {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
+        // Logs of the API and worker, with `RUST_LOG=info cargo test …`.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         require_env("AWS_ENDPOINT_URL");
         let table = require_env("IDLCM_TABLE");
+        let aws = idlcm::config::aws_config().await;
+        let queue_url = clone_job_queue(&aws_sdk_sqs::Client::new(&aws), &require_env("IDLCM_JOBS_QUEUE_URL")).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let api_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let config = idlcm::config::Config {
-            table,
+            table: table.clone(),
             admin_token_sha256: idlcm::auth::hash_token(ADMIN_TOKEN),
             public_url: Some(api_url.clone()),
+            jobs_queue_url: options.api_queue_url.unwrap_or_else(|| queue_url.clone()),
         };
-        let aws = idlcm::config::aws_config().await;
-        let state = scim_api::AppState::new(config, aws_sdk_dynamodb::Client::new(&aws));
+        let api_calls = aws_calls::Counter::default();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&aws).interceptor(api_calls.clone()).build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&aws).interceptor(api_calls.clone()).build(),
+        );
+        let state = scim_api::AppState::with_clients(config, dynamodb, sqs);
         let app = scim_api::router(state);
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Stack { api_url, http: reqwest::Client::new() }
+        Stack { api_url, http: idlcm::connector::http_client(), aws, table, queue_url, api_calls }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table.clone())
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws)
+    }
+
+    /// The worker as the Lambda runs it, on this stack's queue.
+    pub fn worker(&self) -> Worker {
+        Worker {
+            store: self.store(),
+            sqs: self.sqs(),
+            queue_url: self.queue_url.clone(),
+            http: idlcm::connector::http_client(),
+            max_receives: 5,
+            public_url: Some(self.api_url.clone()),
+        }
+    }
+
+    pub fn event_source(&self) -> event_source::EventSource {
+        event_source::EventSource::new(self.sqs(), self.queue_url.clone())
+    }
+
+    /// Creates an integration with a webhook connector that nothing listens to.
+    pub async fn create_integration(&self, name: &str) -> Integration {
+        self.create_integration_with(json!({
+            "name": name,
+            "connector": {"type": "webhook", "url": "http://127.0.0.1:9/unused", "secret": "test"},
+            "roles": {"attribute": "roles", "groups": [], "default": null},
+            "attributes": ["userName"],
+        }))
+        .await
     }
 
     /// Creates an integration through the admin API (a fresh partition: tests never collide).
-    pub async fn create_integration(&self, name: &str) -> Integration {
+    pub async fn create_integration_with(&self, config: Value) -> Integration {
         let resp = self
             .http
             .post(format!("{}/admin/integrations", self.api_url))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({
-                "name": name,
-                "connector": {"type": "webhook", "url": "http://127.0.0.1:9/unused", "secret": "test"},
-                "roles": {"attribute": "roles", "groups": [], "default": null},
-                "attributes": ["userName"],
-            }))
+            .json(&config)
             .send()
             .await
             .expect("POST /admin/integrations");
-        assert_eq!(resp.status().as_u16(), 201, "create integration");
+        let status = resp.status().as_u16();
         let v: Value = resp.json().await.expect("json");
+        assert_eq!(status, 201, "create integration: {v}");
         Integration {
             id: v["id"].as_str().expect("id").to_string(),
             scim_base_url: v["scim_base_url"].as_str().expect("scim_base_url").to_string(),
             token: v["token"].as_str().expect("token").to_string(),
         }
     }
+}
+
+/// The demo app's integration: the `http` connector with templates for its REST API, roles
+/// from the core `roles` attribute or the groups "App Admins" (admin) and "App Users" (user).
+pub fn demo_integration(name: &str, demo_url: &str, api_key: &str) -> Value {
+    let body = json!({
+        "email": "{{ attributes.email }}",
+        "given_name": "{{ attributes.given_name }}",
+        "family_name": "{{ attributes.family_name }}",
+        "role": "{{ role }}",
+        "active": "{{ active }}",
+    });
+    json!({
+        "name": name,
+        "connector": {
+            "type": "http",
+            "base_url": demo_url,
+            "secret": api_key,
+            "headers": {"Authorization": "Bearer {{ secret }}"},
+            "operations": {
+                "provision": {"method": "POST", "path": "/api/users", "body": body, "capture_id": "/id"},
+                "update": {"method": "PUT", "path": "/api/users/{{ app_id }}", "body": body},
+                "deactivate": {"method": "POST", "path": "/api/users/{{ app_id }}/deactivate"},
+                "deprovision": {"method": "DELETE", "path": "/api/users/{{ app_id }}"},
+            },
+        },
+        "roles": {
+            "attribute": "roles",
+            "groups": [
+                {"group": "App Admins", "role": "admin", "priority": 20},
+                {"group": "App Users", "role": "user", "priority": 10},
+            ],
+            "default": null,
+        },
+        "attributes": [
+            {"path": "emails[primary eq true].value", "name": "email"},
+            {"path": "name.givenName", "name": "given_name"},
+            {"path": "name.familyName", "name": "family_name"},
+        ],
+    })
 }
 
 impl Integration {

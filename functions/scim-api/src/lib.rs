@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use idlcm::config::Config;
+use idlcm::queue::Queue;
 use idlcm::store::Store;
 
 pub use http::{ApiError, ApiReply};
@@ -23,12 +24,18 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
+    pub queue: Queue,
 }
 
 impl AppState {
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+    pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
+        Self::with_clients(config, aws_sdk_dynamodb::Client::new(aws), aws_sdk_sqs::Client::new(aws))
+    }
+
+    pub fn with_clients(config: Config, dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> Self {
         let store = Store::new(dynamodb, config.table.clone());
-        AppState(Arc::new(Inner { config, store }))
+        let queue = Queue::new(sqs, config.jobs_queue_url.clone());
+        AppState(Arc::new(Inner { config, store, queue }))
     }
 }
 
@@ -44,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     let scim = "/scim/v2/{iid}";
     Router::new()
         .route("/admin/integrations", post(h::admin_create_integration))
+        .route("/callbacks/{iid}/jobs/{job_id}", post(h::job_callback))
         .route(&format!("{scim}/Users"), get(h::users_list).post(h::users_create))
         .route(&format!("{scim}/Users/"), get(h::users_list).post(h::users_create))
         .route(

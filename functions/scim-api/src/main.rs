@@ -8,6 +8,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = aws_config().await;
-    let state = scim_api::AppState::new(config, aws_sdk_dynamodb::Client::new(&aws));
+    let state = scim_api::AppState::new(config, &aws);
     lambda_http::run(scim_api::router(state)).await
 }

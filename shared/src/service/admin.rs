@@ -5,65 +5,17 @@ use serde_json::{Value, json};
 use super::{Reply, now};
 use crate::auth;
 use crate::error::{ScimError, ScimResult};
+use crate::integration::IntegrationConfig;
 use crate::store::Store;
 
-const CONNECTOR_TYPES: [&str; 3] = ["http", "scim", "webhook"];
-
-/// Checks an integration configuration (DESIGN.md §5); returns it with defaults filled in.
+/// Checks an integration configuration (DESIGN.md §5); returns its name and the JSON to store
+/// (as given: keys added by later versions keep their meaning).
 pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
-    let Value::Object(mut obj) = body else {
+    if !body.is_object() {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
-    };
-    let name = match obj.get("name") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => s.trim().to_string(),
-        _ => {
-            return Err(ScimError::invalid_value("'name' must be a non-empty string of at most 200 characters"));
-        }
-    };
-    match obj.get("connector") {
-        Some(Value::Object(c)) => match c.get("type").and_then(Value::as_str) {
-            Some(t) if CONNECTOR_TYPES.contains(&t) => {}
-            _ => {
-                return Err(ScimError::invalid_value("'connector.type' must be one of http, scim, webhook"));
-            }
-        },
-        _ => {
-            return Err(ScimError::invalid_value("'connector' must be an object with a 'type'"));
-        }
     }
-    let roles = obj.entry("roles").or_insert_with(|| json!({ "attribute": "roles", "groups": [], "default": null }));
-    let Value::Object(r) = roles else {
-        return Err(ScimError::invalid_value("'roles' must be an object"));
-    };
-    if !matches!(r.get("attribute"), None | Some(Value::String(_)) | Some(Value::Null)) {
-        return Err(ScimError::invalid_value("'roles.attribute' must be a SCIM attribute path"));
-    }
-    match r.get("groups") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(groups)) => {
-            for g in groups {
-                let ok = g.get("group").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                    && g.get("role").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                    && g.get("priority").is_none_or(Value::is_number);
-                if !ok {
-                    return Err(ScimError::invalid_value(
-                        "each 'roles.groups' entry needs 'group' and 'role' strings and a numeric 'priority'",
-                    ));
-                }
-            }
-        }
-        Some(_) => return Err(ScimError::invalid_value("'roles.groups' must be a list")),
-    }
-    if !matches!(r.get("default"), None | Some(Value::String(_)) | Some(Value::Null)) {
-        return Err(ScimError::invalid_value("'roles.default' must be a string or null"));
-    }
-    match obj.entry("attributes").or_insert_with(|| json!(["userName"])) {
-        Value::Array(a) if a.iter().all(Value::is_string) => {}
-        _ => {
-            return Err(ScimError::invalid_value("'attributes' must be a list of SCIM attribute paths"));
-        }
-    }
-    Ok((name, Value::Object(obj)))
+    let cfg = IntegrationConfig::from_json(body.clone())?;
+    Ok((cfg.name.trim().to_string(), body))
 }
 
 /// `POST /admin/integrations`: the token is returned here once and stored only as a hash.
@@ -91,13 +43,12 @@ mod tests {
         let (name, cfg) = validate_config(ok).unwrap();
         assert_eq!(name, "Acme CRM");
         assert_eq!(cfg["roles"]["groups"][0]["role"], "admin");
-        let (_, cfg) = validate_config(json!({"name": "x", "connector": {"type": "http"}})).unwrap();
-        assert_eq!(cfg["attributes"], json!(["userName"]));
         for bad in [
             json!({"connector": {"type": "http"}}),
             json!({"name": "x", "connector": {"type": "ftp"}}),
             json!({"name": "x", "connector": {"type": "http"}, "roles": {"groups": [{"group": "g"}]}}),
-            json!({"name": "x", "connector": {"type": "http"}, "attributes": [1]}),
+            json!({"name": "x", "connector": {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}, "attributes": [1]}),
+            json!({"name": "x", "connector": {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}, "attributes": ["emails[type eq"]}),
             json!([]),
         ] {
             assert_eq!(validate_config(bad).unwrap_err().status, 400);

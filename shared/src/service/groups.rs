@@ -2,18 +2,19 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
 
+use super::provision::{Affected, Provision, RoleGroups, UserActions, UserPlan, plan_group_change};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberDelta};
 use crate::scim::resource::{Projection, check_required, member_displays, normalise, take_members};
 use crate::scim::schema::GROUP_TYPE;
-use crate::store::MAX_TRANSACTION_ITEMS;
 use crate::store::resources::{Kind, Stored, WriteError};
+use crate::store::{MAX_TRANSACTION_ITEMS, StoreError};
 
 const KIND: Kind = Kind::Group;
 
@@ -85,16 +86,59 @@ pub(crate) async fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Pr
     })
 }
 
-/// Row actions that take a group from `current` (when known) to the delta's result. Member ids
-/// that are not users of this integration are dropped: an IdP can only reference users it
-/// provisioned here, and a row for a stranger would be garbage.
-async fn member_actions(
+fn display_name(doc: &Map<String, Value>) -> Option<&str> {
+    doc.get("displayName").and_then(Value::as_str)
+}
+
+/// One user's share of a group change: their member rows, whether they are a member
+/// afterwards, and (when their assignment may change) their assignment actions.
+struct Bundle {
+    user_id: String,
+    member_after: bool,
+    rows: Vec<TransactWriteItem>,
+    assignment: Option<UserActions>,
+}
+
+impl Bundle {
+    fn len(&self) -> usize {
+        self.rows.len() + self.assignment.as_ref().map_or(0, |a| a.actions.len())
+    }
+    fn actions(&self) -> impl Iterator<Item = TransactWriteItem> + '_ {
+        self.rows.iter().cloned().chain(self.assignment.iter().flat_map(|a| a.actions.iter().cloned()))
+    }
+}
+
+/// How a group change can move assignments.
+struct Impact<'a> {
+    /// The group's displayName after the change (`None`: deleted).
+    name_after: Option<&'a str>,
+    /// Membership changes matter (the group grants a role after the change).
+    membership: bool,
+    /// The role the group grants changed (rename, delete): every member is affected.
+    all_members: bool,
+}
+
+impl<'a> Impact<'a> {
+    fn new(ctx: Ctx<'_>, before: Option<&str>, after: Option<&'a str>) -> Self {
+        let roles = &ctx.integration.roles;
+        let grant = |n: Option<&str>| n.and_then(|n| roles.group_role(n)).map(|g| (g.role.clone(), g.priority));
+        Impact { name_after: after, membership: grant(after).is_some(), all_members: grant(before) != grant(after) }
+    }
+    fn any(&self) -> bool {
+        self.membership || self.all_members
+    }
+}
+
+/// Member-row bundles that take a group from `current` (when known) to the delta's result.
+/// Member ids that are not users of this integration are dropped: an IdP can only reference
+/// users it provisioned here, and a row for a stranger would be garbage.
+async fn member_bundles(
     ctx: Ctx<'_>,
     group_id: &str,
     delta: &MemberDelta,
     current: Option<&[String]>,
     displays: &Displays,
-) -> ScimResult<Vec<TransactWriteItem>> {
+) -> ScimResult<Vec<Bundle>> {
     let adds: Vec<String> = delta.set.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
     let users = ctx.store.existing_users(ctx.integration_id, &adds).await?;
     if users.len() < adds.len() {
@@ -103,47 +147,202 @@ async fn member_actions(
             "group change names members that are not users here; ignored"
         );
     }
-    let mut actions = Vec::new();
+    let mut out = Vec::new();
     for id in adds.iter().filter(|id| users.contains(*id)) {
         if current.is_some_and(|c| c.contains(id)) {
             continue;
         }
-        actions.extend(ctx.store.member_puts(
-            ctx.integration_id,
-            group_id,
-            id,
-            displays.get(id).map(String::as_str),
-        )?);
+        let rows = ctx.store.member_puts(ctx.integration_id, group_id, id, displays.get(id).map(String::as_str))?;
+        out.push(Bundle { user_id: id.clone(), member_after: true, rows: rows.into(), assignment: None });
     }
     let mut removes: Vec<&String> = delta.set.iter().filter(|(_, m)| !*m).map(|(id, _)| id).collect();
     if delta.reset {
         removes.extend(current.unwrap_or_default().iter().filter(|id| !users.contains(*id)));
     }
     for id in removes {
-        actions.extend(ctx.store.member_deletes(ctx.integration_id, group_id, id)?);
+        let rows = ctx.store.member_deletes(ctx.integration_id, group_id, id)?;
+        out.push(Bundle { user_id: id.clone(), member_after: false, rows: rows.into(), assignment: None });
     }
-    Ok(actions)
+    Ok(out)
 }
 
-/// Splits actions so the first transaction (with the group write of `head` actions) stays ≤ 100.
-fn split_first(mut actions: Vec<TransactWriteItem>, head: usize) -> (Vec<TransactWriteItem>, Vec<TransactWriteItem>) {
-    let room = MAX_TRANSACTION_ITEMS.saturating_sub(head + 2) & !1; // keep member row pairs together
-    let rest = if actions.len() > room { actions.split_off(room) } else { Vec::new() };
-    (actions, rest)
+/// Adds the users whose assignment the change can move, and plans their assignment actions.
+async fn plan_assignments(
+    ctx: Ctx<'_>,
+    provision: &mut Provision<'_>,
+    group_id: &str,
+    impact: &Impact<'_>,
+    current: Option<&[String]>,
+    bundles: &mut Vec<Bundle>,
+) -> ScimResult<()> {
+    if !impact.any() {
+        return Ok(());
+    }
+    if impact.all_members {
+        let current = match current {
+            Some(c) => c.to_vec(),
+            None => ctx.store.group_members(ctx.integration_id, group_id).await?.into_iter().map(|m| m.id).collect(),
+        };
+        let touched: HashSet<String> = bundles.iter().map(|b| b.user_id.clone()).collect();
+        for id in current.into_iter().filter(|id| !touched.contains(id)) {
+            bundles.push(Bundle {
+                user_id: id,
+                member_after: impact.name_after.is_some(),
+                rows: Vec::new(),
+                assignment: None,
+            });
+        }
+    }
+    assign(ctx, provision, group_id, impact, bundles.iter_mut().collect()).await
+}
+
+/// (Re)computes the assignment actions of these bundles' users.
+async fn assign(
+    ctx: Ctx<'_>,
+    provision: &mut Provision<'_>,
+    group_id: &str,
+    impact: &Impact<'_>,
+    bundles: Vec<&mut Bundle>,
+) -> ScimResult<()> {
+    let roles = RoleGroups::load(ctx).await?;
+    let affected: Affected = bundles.iter().map(|b| (b.user_id.clone(), b.member_after)).collect();
+    let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected).await?;
+    let mut by_user: HashMap<String, UserPlan> = plans.into_iter().map(|p| (p.user_id.clone(), p)).collect();
+    for b in bundles {
+        b.assignment = match by_user.remove(&b.user_id) {
+            Some(plan) => Some(provision.user_actions(&plan)?),
+            None => None,
+        };
+    }
+    Ok(())
+}
+
+/// Commits a group change: `head` (the group's own write, given extra actions to include)
+/// first, with the request row and as many user bundles as fit in one transaction; the other
+/// bundles follow in transactions of at most 100 actions. A bundle that loses a race on a
+/// user's assignment is re-planned and retried. Jobs are sent once everything is committed.
+async fn commit<T, Fut>(
+    ctx: Ctx<'_>,
+    mut provision: Provision<'_>,
+    group_id: &str,
+    impact: &Impact<'_>,
+    head_len: usize,
+    head: impl FnOnce(Vec<TransactWriteItem>) -> Fut,
+    bundles: Vec<Bundle>,
+) -> Result<T, CommitError>
+where
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    let planned = bundles.iter().filter(|b| b.assignment.as_ref().is_some_and(|a| a.message.is_some())).count();
+    let request = provision.request_action(KIND, Some(group_id), planned)?;
+    let room = MAX_TRANSACTION_ITEMS - head_len - usize::from(request.is_some());
+    let mut rest = bundles.into_iter().peekable();
+    let mut first: Vec<Bundle> = Vec::new();
+    let mut used = 0;
+    while let Some(b) = rest.next_if(|b| used + b.len() <= room) {
+        used += b.len();
+        first.push(b);
+    }
+    let mut extra: Vec<TransactWriteItem> = request.into_iter().collect();
+    extra.extend(first.iter().flat_map(Bundle::actions));
+    let result = head(extra).await?;
+    let mut sent_jobs = 0;
+    for b in first {
+        sent_jobs += usize::from(b.assignment.as_ref().is_some_and(|a| a.message.is_some()));
+        provision.committed(b.assignment.and_then(|a| a.message));
+    }
+    let mut rest: Vec<Bundle> = rest.collect();
+    while !rest.is_empty() {
+        let mut chunk = Vec::new();
+        let mut used = 0;
+        while !rest.is_empty() && used + rest[0].len() <= MAX_TRANSACTION_ITEMS {
+            let b = rest.remove(0);
+            used += b.len();
+            chunk.push(b);
+        }
+        let mut attempts = 0;
+        loop {
+            let actions: Vec<TransactWriteItem> = chunk.iter().flat_map(Bundle::actions).collect();
+            match ctx.store.transact(actions).await {
+                Ok(()) => break,
+                Err(e)
+                    if attempts < WRITE_ATTEMPTS
+                        && matches!(&e, StoreError::Cancelled(r) if r.iter().any(|c| c.as_deref() == Some("ConditionalCheckFailed"))) =>
+                {
+                    // A concurrent write changed one of these users' assignment: plan them again.
+                    attempts += 1;
+                    assign(
+                        ctx,
+                        &mut provision,
+                        group_id,
+                        impact,
+                        chunk.iter_mut().filter(|b| b.assignment.is_some()).collect(),
+                    )
+                    .await?;
+                }
+                Err(e) => return Err(CommitError::Scim(e.into())),
+            }
+        }
+        for b in chunk {
+            sent_jobs += usize::from(b.assignment.as_ref().is_some_and(|a| a.message.is_some()));
+            provision.committed(b.assignment.and_then(|a| a.message));
+        }
+    }
+    if sent_jobs != planned && planned > 0 {
+        ctx.store
+            .request_adjust_total(ctx.integration_id, &provision.request_id, sent_jobs as i64 - planned as i64)
+            .await?;
+    }
+    provision.send().await;
+    Ok(result)
+}
+
+/// Why a group commit did not happen.
+enum CommitError {
+    Write(WriteError),
+    Scim(ScimError),
+}
+
+impl From<WriteError> for CommitError {
+    fn from(e: WriteError) -> Self {
+        CommitError::Write(e)
+    }
+}
+
+impl From<ScimError> for CommitError {
+    fn from(e: ScimError) -> Self {
+        CommitError::Scim(e)
+    }
+}
+
+impl From<StoreError> for CommitError {
+    fn from(e: StoreError) -> Self {
+        CommitError::Scim(e.into())
+    }
 }
 
 pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimResult<Reply> {
     let Prepared { doc, members, displays } = prepare(body)?;
+    let id = ulid::Ulid::new().to_string();
     let delta = MemberDelta { reset: false, set: members.unwrap_or_default().into_iter().map(|m| (m, true)).collect() };
-    // The group id is needed for member rows: create the group first, then add rows.
-    let stored = ctx
-        .store
-        .create_resource(ctx.integration_id, KIND, doc.clone(), &now(), Vec::new())
-        .await
-        .map_err(|e| write_error(KIND, e, &doc))?;
-    let actions = member_actions(ctx, &stored.id, &delta, Some(&[]), &displays).await?;
-    ctx.store.transact_chunked(actions).await?;
-    reply(ctx, 201, &stored, projection).await
+    let impact = Impact::new(ctx, None, display_name(&doc));
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut provision = Provision::new(ctx);
+        let mut bundles = member_bundles(ctx, &id, &delta, Some(&[]), &displays).await?;
+        // A new group has no members: only those it is created with count.
+        let impact = Impact { all_members: false, ..impact };
+        plan_assignments(ctx, &mut provision, &id, &impact, Some(&[]), &mut bundles).await?;
+        let now = now();
+        let head = |extra| ctx.store.create_resource(ctx.integration_id, KIND, id.clone(), doc.clone(), &now, extra);
+        let head_len = 3; // the group and its two uniqueness rows
+        match commit(ctx, provision, &id, &impact, head_len, head, bundles).await {
+            Ok(stored) => return reply(ctx, 201, &stored, projection).await,
+            Err(CommitError::Write(WriteError::Contended)) => continue,
+            Err(CommitError::Write(e)) => return Err(write_error(KIND, e, &doc)),
+            Err(CommitError::Scim(e)) => return Err(e),
+        }
+    }
+    Err(ScimError::unavailable("too many concurrent changes; retry"))
 }
 
 pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
@@ -166,45 +365,56 @@ async fn write(
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
         let doc = change(&old)?.filter(|d| *d != old.doc);
-        let current: Option<Vec<String>> = match delta.reset {
+        let impact = Impact::new(ctx, display_name(&old.doc), display_name(doc.as_ref().unwrap_or(&old.doc)));
+        let current: Option<Vec<String>> = match delta.reset || impact.all_members {
             true => Some(ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect()),
             false => None,
         };
-        let actions = member_actions(ctx, id, delta, current.as_deref(), displays).await?;
-        if doc.is_none() && actions.is_empty() {
+        let mut provision = Provision::new(ctx);
+        let mut bundles = member_bundles(ctx, id, delta, current.as_deref().filter(|_| delta.reset), displays).await?;
+        if impact.membership || impact.all_members {
+            plan_assignments(ctx, &mut provision, id, &impact, current.as_deref(), &mut bundles).await?;
+        }
+        if doc.is_none() && bundles.is_empty() {
             return Ok(old);
         }
         let now = now();
-        let (first, rest) = split_first(actions, 5);
-        let result =
-            match &doc {
-                Some(d) => ctx.store.replace_resource(ctx.integration_id, KIND, &old, d.clone(), &now, first).await,
-                None => {
-                    // Members only: bump the version atomically; no read-modify-write of the group.
-                    let expect = if_match.map(|_| old.version);
-                    let mut items = vec![ctx.store.touch_action(ctx.integration_id, KIND, id, &now, expect)?];
-                    items.extend(first);
+        let result = match &doc {
+            Some(d) => {
+                let head = |extra| ctx.store.replace_resource(ctx.integration_id, KIND, &old, d.clone(), &now, extra);
+                commit(ctx, provision, id, &impact, 5, head, bundles).await
+            }
+            None => {
+                // Members only: bump the version atomically; no read-modify-write of the group.
+                let expect = if_match.map(|_| old.version);
+                let touch = ctx.store.touch_action(ctx.integration_id, KIND, id, &now, expect)?;
+                let head = |extra: Vec<TransactWriteItem>| async {
+                    let mut items = vec![touch];
+                    items.extend(extra);
                     ctx.store
                         .transact(items)
                         .await
-                        .map_err(|e| {
-                            if e.condition_failed_at(0) { WriteError::VersionMismatch } else { WriteError::Store(e) }
+                        .map_err(|e| match &e {
+                            _ if e.condition_failed_at(0) => WriteError::VersionMismatch,
+                            StoreError::Cancelled(_) => WriteError::Contended,
+                            _ => WriteError::Store(e),
                         })
                         .map(|()| Stored { version: old.version + 1, last_modified: now.clone(), ..old.clone() })
-                }
-            };
-        match result {
-            Ok(new) => {
-                ctx.store.transact_chunked(rest).await?;
-                return Ok(new);
+                };
+                commit(ctx, provision, id, &impact, 1, head, bundles).await
             }
-            Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
-            Err(WriteError::VersionMismatch) if doc.is_none() => {
+        };
+        match result {
+            Ok(new) => return Ok(new),
+            Err(CommitError::Write(WriteError::Contended)) => continue,
+            Err(CommitError::Write(WriteError::VersionMismatch)) if if_match.is_none() => continue,
+            Err(CommitError::Write(WriteError::VersionMismatch)) if doc.is_none() => {
                 // Gone or changed: tell which.
                 load(ctx, id).await?;
                 return Err(ScimError::precondition_failed("If-Match does not match the current version"));
             }
-            Err(e) => return Err(write_error(KIND, e, doc.as_ref().unwrap_or(&old.doc))),
+            Err(CommitError::Write(e)) => return Err(write_error(KIND, e, doc.as_ref().unwrap_or(&old.doc))),
+            Err(CommitError::Scim(e)) => return Err(e),
         }
     }
     Err(ScimError::unavailable("too many concurrent changes to this group; retry"))
@@ -263,18 +473,21 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
-        match ctx.store.delete_resource(ctx.integration_id, KIND, &old).await {
-            Ok(()) => {
-                let members = ctx.store.group_members(ctx.integration_id, id).await?;
-                let mut actions = Vec::with_capacity(members.len() * 2);
-                for m in &members {
-                    actions.extend(ctx.store.member_deletes(ctx.integration_id, id, &m.id)?);
-                }
-                ctx.store.transact_chunked(actions).await?;
-                return Ok(Reply::no_content());
-            }
-            Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
-            Err(e) => return Err(write_error(KIND, e, &old.doc)),
+        // Every member leaves; when the group granted a role, each member's assignment moves.
+        let members: Vec<String> =
+            ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect();
+        let delta = MemberDelta { reset: true, set: Vec::new() };
+        let impact = Impact::new(ctx, display_name(&old.doc), None);
+        let mut provision = Provision::new(ctx);
+        let mut bundles = member_bundles(ctx, id, &delta, Some(&members), &Displays::new()).await?;
+        plan_assignments(ctx, &mut provision, id, &impact, Some(&members), &mut bundles).await?;
+        let head = |extra| ctx.store.delete_resource(ctx.integration_id, KIND, &old, extra);
+        match commit(ctx, provision, id, &impact, 3, head, bundles).await {
+            Ok(()) => return Ok(Reply::no_content()),
+            Err(CommitError::Write(WriteError::Contended)) => continue,
+            Err(CommitError::Write(WriteError::VersionMismatch)) if if_match.is_none() => continue,
+            Err(CommitError::Write(e)) => return Err(write_error(KIND, e, &old.doc)),
+            Err(CommitError::Scim(e)) => return Err(e),
         }
     }
     Err(ScimError::unavailable("too many concurrent changes to this group; retry"))

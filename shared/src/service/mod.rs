@@ -2,15 +2,19 @@
 //! [`Store`]. The `scim-api` function only translates HTTP to these calls and back.
 
 pub mod admin;
+pub mod callback;
 pub mod discovery;
 pub mod groups;
 pub mod list;
+pub mod provision;
 pub mod render;
 pub mod users;
 
 use serde_json::Value;
 
 use crate::error::ScimError;
+use crate::integration::IntegrationConfig;
+use crate::queue::Queue;
 use crate::store::resources::{Kind, Stored, WriteError};
 use crate::store::{Store, StoreError};
 
@@ -21,9 +25,15 @@ pub const WRITE_ATTEMPTS: usize = 8;
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub store: &'a Store,
+    pub queue: &'a Queue,
     pub integration_id: &'a str,
+    pub integration: &'a IntegrationConfig,
     /// The integration's SCIM base URL, `{api}/scim/v2/{integration_id}`.
     pub base_url: &'a str,
+    /// What triggered this request, for the Activity feed: HTTP method and SCIM path
+    /// (relative to the base URL, without the query).
+    pub method: &'a str,
+    pub path: &'a str,
 }
 
 /// A SCIM answer: status, optional body, optional ETag and Location headers.
@@ -72,6 +82,7 @@ pub(crate) fn write_error(kind: Kind, e: WriteError, doc: &serde_json::Map<Strin
             ScimError::uniqueness(what)
         }
         WriteError::VersionMismatch => ScimError::precondition_failed("the resource was modified concurrently"),
+        WriteError::Contended => ScimError::unavailable("too many concurrent changes; retry"),
         WriteError::Store(s) => s.into(),
     }
 }

@@ -2,8 +2,13 @@
 
 use serde_json::Value;
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use super::provision::{Provision, RoleGroups, UserActions, UserPlan};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
+use crate::assignment::effective::effective;
 use crate::error::{ScimError, ScimResult};
+use crate::queue::JobMessage;
 use crate::scim::resource::{Projection, check_required, normalise};
 use crate::scim::{patch, schema::USER_TYPE};
 use crate::store::resources::{Kind, Stored, WriteError};
@@ -38,11 +43,18 @@ async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
 
 pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimResult<Reply> {
     let doc = prepare(body)?;
+    let id = ulid::Ulid::new().to_string();
+    // A new user is in no group yet: the role comes from an explicit attribute or the default.
+    let plan = UserPlan::new(&id, Some(&doc), None, Some(effective(&doc, &[], ctx.integration)));
+    let mut provision = Provision::new(ctx);
+    let (extra, message) = single_user(&mut provision, &plan, Some(&id))?;
     let stored = ctx
         .store
-        .create_resource(ctx.integration_id, KIND, doc.clone(), &now(), Vec::new())
+        .create_resource(ctx.integration_id, KIND, id, doc.clone(), &now(), extra)
         .await
         .map_err(|e| write_error(KIND, e, &doc))?;
+    provision.committed(message);
+    provision.send().await;
     Ok(reply(ctx, 201, &stored, projection))
 }
 
@@ -51,12 +63,15 @@ pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<
     Ok(reply(ctx, 200, &r, projection))
 }
 
-/// Re-reads and re-applies `change` until the optimistic lock holds; with `If-Match`, a lost
-/// race is a 412 instead (the client asked for that exact version).
+/// Re-reads and re-applies `change` until the optimistic locks hold (the user's `version` and
+/// its assignment's `seq`); with `If-Match`, a lost race is a 412 instead (the client asked
+/// for that exact version). The user's new effective assignment is committed with the write,
+/// with a job when it changed.
 async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> ScimResult<Stored>
 where
     F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
 {
+    let roles = RoleGroups::load(ctx).await?;
     for _ in 0..WRITE_ATTEMPTS {
         let old = load(ctx, id).await?;
         if !if_match_ok(if_match, &old) {
@@ -66,9 +81,19 @@ where
         if doc == old.doc {
             return Ok(old);
         }
-        match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), Vec::new()).await {
-            Ok(new) => return Ok(new),
+        let row = ctx.store.get_assign(ctx.integration_id, id).await?;
+        let groups = roles.names_of(ctx, &[id.to_string()], None).await?.remove(id).unwrap_or_default();
+        let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
+        let mut provision = Provision::new(ctx);
+        let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
+        match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), extra).await {
+            Ok(new) => {
+                provision.committed(message);
+                provision.send().await;
+                return Ok(new);
+            }
             Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
+            Err(WriteError::Contended) => continue,
             Err(e) => return Err(write_error(KIND, e, &doc)),
         }
     }
@@ -113,16 +138,36 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
-        match ctx.store.delete_resource(ctx.integration_id, KIND, &old).await {
+        // DELETE deprovisions: the desired assignment becomes none; the job keeps the last resource.
+        let row = ctx.store.get_assign(ctx.integration_id, id).await?;
+        let mut plan = UserPlan::new(id, Some(&old.doc), row.as_ref(), None);
+        plan.snapshot = Some(render::resource(ctx.base_url, KIND, &old, None));
+        let mut provision = Provision::new(ctx);
+        let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
+        match ctx.store.delete_resource(ctx.integration_id, KIND, &old, extra).await {
             Ok(()) => {
+                provision.committed(message);
+                provision.send().await;
                 remove_memberships(ctx, id).await?;
                 return Ok(Reply::no_content());
             }
             Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
+            Err(WriteError::Contended) => continue,
             Err(e) => return Err(write_error(KIND, e, &old.doc)),
         }
     }
     Err(ScimError::unavailable("too many concurrent changes to this user; retry"))
+}
+
+/// The assignment actions of a one-user request, with its request row when it makes a job.
+fn single_user(
+    provision: &mut Provision<'_>,
+    plan: &UserPlan,
+    id: Option<&str>,
+) -> ScimResult<(Vec<TransactWriteItem>, Option<JobMessage>)> {
+    let UserActions { mut actions, message } = provision.user_actions(plan)?;
+    actions.extend(provision.request_action(KIND, id, usize::from(message.is_some()))?);
+    Ok((actions, message))
 }
 
 /// A deleted user leaves every group.

@@ -54,6 +54,52 @@ pub fn member_of_prefix(user_id: &str) -> String {
     format!("MEMBEROF#{user_id}#")
 }
 
+/// A user's desired assignment and its sequence number (bumped by every change to it).
+pub fn assign_sk(user_id: &str) -> String {
+    format!("ASSIGN#{user_id}")
+}
+
+/// The assignment last applied to the app for a user, written by the worker.
+pub fn applied_sk(user_id: &str) -> String {
+    format!("APPLIED#{user_id}")
+}
+
+/// A provisioning request (one SCIM write that changed assignments).
+pub fn request_sk(request_id: &str) -> String {
+    format!("REQUEST#{request_id}")
+}
+
+/// A job: one user's change within a request. Job ids are `<request id>-<n>`, so a job id
+/// alone locates its request (callbacks and retries carry only the job id).
+pub fn job_sk(job_id: &str) -> String {
+    format!("JOB#{job_id}")
+}
+
+pub fn job_prefix(request_id: &str) -> String {
+    format!("JOB#{request_id}-")
+}
+
+pub fn job_id(request_id: &str, n: usize) -> String {
+    format!("{request_id}-{n:05}")
+}
+
+/// The request a job id belongs to.
+pub fn request_of_job(job_id: &str) -> Option<&str> {
+    job_id.rsplit_once('-').map(|(r, _)| r).filter(|r| is_resource_id(r))
+}
+
+/// GSI `gsi1`: requests of an integration by time (Activity).
+pub fn activity_gsi_pk(integration_id: &str) -> String {
+    format!("ACTIVITY#{integration_id}")
+}
+
+/// GSI `gsi1`, sparse: jobs still `queued`, by time, for the sweeper. Removed when a worker
+/// picks the job up.
+pub const QUEUED_GSI_PK: &str = "QUEUED";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+
 /// Resource ids are ULIDs; anything else cannot exist, so it is answered 404 without a read.
 pub fn is_resource_id(id: &str) -> bool {
     id.len() == 26 && ulid::Ulid::from_string(id).is_ok()
@@ -73,6 +119,16 @@ mod tests {
         assert!(!group_name_sk("x").starts_with(GROUP_PREFIX));
         assert_eq!(user_name_sk("Alice@X.com"), "USERNAME#alice@x.com");
         assert!(member_sk("g", "u").starts_with(&member_prefix("g")));
+    }
+
+    #[test]
+    fn job_ids_locate_their_request() {
+        let rid = ulid::Ulid::new().to_string();
+        let jid = job_id(&rid, 7);
+        assert_eq!(request_of_job(&jid), Some(rid.as_str()));
+        assert!(job_sk(&jid).starts_with(&job_prefix(&rid)));
+        assert_eq!(request_of_job("nonsense"), None);
+        assert_eq!(request_of_job("x-1"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod integrations;
 pub mod keys;
 pub mod members;
+pub mod provisioning;
 pub mod resources;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn aws<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    pub(crate) fn aws<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         operation: &'static str,
         err: SdkError<E, R>,
     ) -> Self {
@@ -97,7 +98,9 @@ impl Store {
                     r.iter().any(|c| c.as_deref() == Some("TransactionConflict"))
                         && !r.iter().any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
                 });
-            if conflict && attempt < 8 {
+            // 5xx (DynamoDB's InternalServerError; the emulator's too) is transient.
+            let server_error = err.raw_response().is_some_and(|r| r.status().as_u16() >= 500);
+            if (conflict || server_error) && attempt < 8 {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(500));
                 continue;

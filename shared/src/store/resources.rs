@@ -83,6 +83,8 @@ pub enum WriteError {
     Conflict(&'static str),
     /// The resource changed (or vanished) since it was read.
     VersionMismatch,
+    /// Another action of the transaction lost a race (a user's assignment changed): re-read, retry.
+    Contended,
     Store(StoreError),
 }
 
@@ -170,14 +172,16 @@ impl Store {
         Ok(TransactWriteItem::builder().delete(del).build())
     }
 
-    /// Maps a cancelled transaction to the constraint that failed; `labels[i]` names action i.
+    /// Maps a cancelled transaction to the constraint that failed; `labels[i]` names action i
+    /// (`None`: the resource itself). Actions past the labels are the caller's extras.
     fn classify(err: StoreError, labels: &[Option<&'static str>]) -> WriteError {
         if let StoreError::Cancelled(reasons) = &err {
             for (i, r) in reasons.iter().enumerate() {
                 if r.as_deref() == Some("ConditionalCheckFailed") {
-                    return match labels.get(i).copied().flatten() {
-                        Some(attr) => WriteError::Conflict(attr),
-                        None => WriteError::VersionMismatch,
+                    return match labels.get(i) {
+                        Some(Some(attr)) => WriteError::Conflict(attr),
+                        Some(None) => WriteError::VersionMismatch,
+                        None => WriteError::Contended,
                     };
                 }
             }
@@ -190,17 +194,12 @@ impl Store {
         &self,
         iid: &str,
         kind: Kind,
+        id: String,
         doc: Map<String, Value>,
         now: &str,
         extra: Vec<TransactWriteItem>,
     ) -> Result<Stored, WriteError> {
-        let stored = Stored {
-            id: ulid::Ulid::new().to_string(),
-            doc,
-            version: 1,
-            created: now.to_string(),
-            last_modified: now.to_string(),
-        };
+        let stored = Stored { id, doc, version: 1, created: now.to_string(), last_modified: now.to_string() };
         let mut items = vec![self.put_resource(iid, kind, &stored, None)?];
         let mut labels = vec![None];
         for (attr, sk) in unique_keys(kind, &stored.doc) {
@@ -288,8 +287,14 @@ impl Store {
         Ok(TransactWriteItem::builder().condition_check(c).build())
     }
 
-    /// Deletes a resource and its uniqueness rows, only at `old.version`.
-    pub async fn delete_resource(&self, iid: &str, kind: Kind, old: &Stored) -> Result<(), WriteError> {
+    /// Deletes a resource and its uniqueness rows, only at `old.version`; `extra` actions join.
+    pub async fn delete_resource(
+        &self,
+        iid: &str,
+        kind: Kind,
+        old: &Stored,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), WriteError> {
         let del = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(&old.id))))
@@ -299,10 +304,13 @@ impl Store {
             .build()
             .map_err(|e| StoreError::Malformed(e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().delete(del).build()];
-        for (_, sk) in unique_keys(kind, &old.doc) {
+        let mut labels = vec![None];
+        for (attr, sk) in unique_keys(kind, &old.doc) {
             items.push(self.delete_key(iid, sk)?);
+            labels.push(Some(attr));
         }
-        self.transact(items).await.map_err(|e| Self::classify(e, &[]))
+        items.extend(extra);
+        self.transact(items).await.map_err(|e| Self::classify(e, &labels))
     }
 
     pub async fn get_resource(&self, iid: &str, kind: Kind, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -313,6 +321,14 @@ impl Store {
             Some(item) => Stored::from_item(item).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Many resources by id (BatchGetItem); missing ones are absent from the result.
+    pub async fn get_resources(&self, iid: &str, kind: Kind, ids: &[String]) -> Result<Vec<Stored>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let request: Vec<Item> =
+            ids.iter().filter(|id| keys::is_resource_id(id)).map(|id| super::key(pk.clone(), kind.sk(id))).collect();
+        self.batch_get(request).await?.into_iter().map(Stored::from_item).collect()
     }
 
     /// Looks a resource up through a uniqueness row (`userName`/`displayName` or `externalId`).

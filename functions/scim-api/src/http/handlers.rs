@@ -11,7 +11,15 @@ use super::{Admin, ApiError, ApiReply, ApiResult, JsonBody, QueryParams, Scim, a
 use crate::AppState;
 
 fn ctx<'a>(state: &'a AppState, scim: &'a Scim) -> Ctx<'a> {
-    Ctx { store: &state.store, integration_id: &scim.integration_id, base_url: &scim.base_url }
+    Ctx {
+        store: &state.store,
+        queue: &state.queue,
+        integration_id: &scim.integration_id,
+        integration: &scim.integration,
+        base_url: &scim.base_url,
+        method: &scim.method,
+        path: &scim.path,
+    }
 }
 
 fn projection(q: &QueryParams) -> Projection {
@@ -56,6 +64,17 @@ pub async fn admin_create_integration(
     JsonBody(body): JsonBody,
 ) -> ApiResult {
     Ok(ApiReply(admin::create_integration(&state.store, &api_url(&state, &headers), body).await?))
+}
+
+/// A webhook robot's signed report for a job it accepted with `202`.
+pub async fn job_callback(
+    State(state): State<AppState>,
+    Path((iid, job_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let signature = headers.get("x-idlcm-signature").and_then(|h| h.to_str().ok());
+    Ok(ApiReply(idlcm::service::callback::job_callback(&state.store, &iid, &job_id, signature, &body).await?))
 }
 
 pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {

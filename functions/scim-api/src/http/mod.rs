@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idlcm::auth;
 use idlcm::error::ScimError;
+use idlcm::integration::IntegrationConfig;
 use idlcm::service::Reply;
 use serde_json::Value;
 
@@ -82,10 +83,14 @@ fn bearer(parts: &Parts) -> Option<&str> {
     parts.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(auth::bearer)
 }
 
-/// An authenticated SCIM request: the integration it targets and its SCIM base URL.
+/// An authenticated SCIM request: the integration it targets, its configuration, its SCIM
+/// base URL, and what the request is (method and SCIM path, for the Activity feed).
 pub struct Scim {
     pub integration_id: String,
+    pub integration: IntegrationConfig,
     pub base_url: String,
+    pub method: String,
+    pub path: String,
 }
 
 impl FromRequestParts<AppState> for Scim {
@@ -105,8 +110,14 @@ impl FromRequestParts<AppState> for Scim {
         if !auth::verify(token, &record.token_hashes) {
             return Err(unauthorized());
         }
+        let integration = IntegrationConfig::from_json(record.config_json()).map_err(|e| {
+            tracing::error!(integration_id = %iid, error = %e, "stored integration configuration is invalid");
+            ScimError::internal("the integration's configuration is invalid")
+        })?;
         let base_url = format!("{}/scim/v2/{iid}", api_url(state, &parts.headers));
-        Ok(Scim { integration_id: iid, base_url })
+        let prefix = format!("/scim/v2/{iid}");
+        let path = parts.uri.path().strip_prefix(&prefix).unwrap_or(parts.uri.path()).to_string();
+        Ok(Scim { integration_id: iid, integration, base_url, method: parts.method.to_string(), path })
     }
 }
 

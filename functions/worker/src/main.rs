@@ -1,0 +1,52 @@
+//! The `worker` Lambda: SQS FIFO batches with `ReportBatchItemFailures`. Clients are built
+//! once per cold start; the logic is `idlcm::worker`.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use idlcm::config::{WorkerConfig, aws_config};
+use idlcm::store::Store;
+use idlcm::worker::{Delivery, Worker};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+fn deliveries(event: SqsEvent) -> Vec<Delivery> {
+    event
+        .records
+        .into_iter()
+        .map(|m| Delivery {
+            message_id: m.message_id.unwrap_or_default(),
+            receipt_handle: m.receipt_handle,
+            body: m.body.unwrap_or_default(),
+            receive_count: m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+        })
+        .collect()
+}
+
+async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let failed = worker.handle_batch(&deliveries(event.payload)).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    Ok(response)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = WorkerConfig::from_env()?;
+    let aws = aws_config().await;
+    let worker = Worker {
+        store: Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone()),
+        sqs: aws_sdk_sqs::Client::new(&aws),
+        queue_url: config.jobs_queue_url.clone(),
+        http: idlcm::connector::http_client(),
+        max_receives: config.max_receives,
+        public_url: config.public_url.clone(),
+    };
+    let worker = &worker;
+    run(service_fn(move |event| handle(worker, event))).await
+}

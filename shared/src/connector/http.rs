@@ -1,0 +1,740 @@
+//! `http` connector: a declarative REST connector. Each action maps to an operation (method,
+//! path template, JSON body template, where to find the app-side id in the answer); headers
+//! are templates too, typically `Authorization: Bearer {{ secret }}`.
+//!
+//! Templates are minijinja, compiled once when the connector is built, with strict undefined
+//! behaviour (a typo fails the job instead of sending an empty value; `none` is fine and renders
+//! as empty text). Values printed into a path are percent-encoded (`| safe` opts out). In a
+//! body, a string that is exactly one `{{ expr }}` becomes the expression's JSON value (type and
+//! `null` kept); other strings render as text.
+//!
+//! Template context: `user` (SCIM user), `before`, `after` (assignment or `none`), `role`
+//! (`after.role`, or `before.role` on deprovision), `attributes` (likewise), `active`, `app_id`,
+//! `job_id`, `integration_id`, `action`, `secret`. Strict means an attribute of `none` is an
+//! error too (`before.role` when `before` is `none`): use `role`, or
+//! `x | default(none)` / `a if b else none` for optional values.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use minijinja::value::Value as JinjaValue;
+use minijinja::{AutoEscape, Environment, Error as JinjaError, ErrorKind, Output, State, UndefinedBehavior};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, request, resolve_secret, send};
+use crate::assignment::Action;
+
+/// `{ "type": "http", "base_url", "headers", "secret" | "secret_ref", "operations" }`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpConfig {
+    pub base_url: String,
+    /// Header name → value template (e.g. `"Bearer {{ secret }}"`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<String>,
+    #[serde(default)]
+    pub operations: HttpOperations,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may hold a literal token: names only.
+        f.debug_struct("HttpConfig")
+            .field("base_url", &self.base_url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("secret", &self.secret.as_ref().map(|_| super::REDACTED))
+            .field("secret_ref", &self.secret_ref)
+            .field("operations", &self.operations)
+            .finish()
+    }
+}
+
+/// One operation per action. Without `reactivate`, `update` is used; without `deactivate`,
+/// `update` is used too (its templates see `active` = false).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpOperations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<HttpOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<HttpOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivate: Option<HttpOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactivate: Option<HttpOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<HttpOperation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpOperation {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, … (any case).
+    pub method: String,
+    /// Path template appended to `base_url`, e.g. `/api/users/{{ app_id }}`.
+    pub path: String,
+    /// JSON body template (object keys are literal; string values are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// JSON pointer into the answer whose value is the app-side id, e.g. `/id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_id: Option<String>,
+}
+
+/// A body template, compiled.
+#[derive(Debug)]
+enum Body {
+    Literal(Value),
+    /// Name of a template rendering `(expr) | idlcm_json`.
+    Expr(String),
+    /// Name of a text template.
+    Text(String),
+    Array(Vec<Body>),
+    Object(Vec<(String, Body)>),
+}
+
+#[derive(Debug)]
+struct Operation {
+    /// The configured operation's name (`update` when `deactivate` falls back to it).
+    name: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Body>,
+    capture_id: Option<String>,
+    needs_app_id: bool,
+}
+
+pub struct HttpConnector {
+    /// Base URL without a trailing slash.
+    base: String,
+    env: Environment<'static>,
+    /// Header name and its value's template name; `true` when the value uses the secret.
+    headers: Vec<(HeaderName, String, bool)>,
+    operations: [Option<Operation>; 5],
+    secret: Option<String>,
+    http: reqwest::Client,
+}
+
+const URL_ESCAPE: &str = "url";
+const JSON_FILTER: &str = "idlcm_json";
+
+fn action_index(action: Action) -> usize {
+    match action {
+        Action::Provision => 0,
+        Action::Update => 1,
+        Action::Deactivate => 2,
+        Action::Reactivate => 3,
+        Action::Deprovision => 4,
+    }
+}
+
+fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Debug info would copy the render context (with the secret) into errors.
+    env.set_debug(false);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".path") { AutoEscape::Custom(URL_ESCAPE) } else { AutoEscape::None }
+    });
+    env.set_formatter(format_value);
+    env.add_filter(JSON_FILTER, json_filter);
+    env
+}
+
+/// Prints values: `none` as nothing; into paths percent-encoded (unless marked safe).
+fn format_value(out: &mut Output, state: &State, value: &JinjaValue) -> Result<(), JinjaError> {
+    if value.is_undefined() && state.undefined_behavior() == UndefinedBehavior::Strict {
+        return Err(JinjaError::new(ErrorKind::UndefinedError, "cannot print an undefined value"));
+    }
+    if value.is_none() || value.is_undefined() {
+        return Ok(());
+    }
+    match state.auto_escape() {
+        AutoEscape::Custom(URL_ESCAPE) if !value.is_safe() => {
+            out.write_str(&urlencoding::encode(&value.to_string())).map_err(JinjaError::from)
+        }
+        AutoEscape::Custom(URL_ESCAPE) => out.write_str(&value.to_string()).map_err(JinjaError::from),
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// `(expr) | idlcm_json`: the value as JSON text (strict about undefined).
+fn json_filter(value: JinjaValue) -> Result<String, JinjaError> {
+    if value.is_undefined() {
+        return Err(JinjaError::new(ErrorKind::UndefinedError, "undefined value in body"));
+    }
+    serde_json::to_string(&value).map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+/// The inner expression of a string that is exactly one `{{ expr }}`.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+        return None;
+    }
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner).trim();
+    (!inner.is_empty()).then_some(inner)
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+struct Compiler {
+    env: Environment<'static>,
+}
+
+impl Compiler {
+    fn add(&mut self, name: String, source: String, what: &str) -> Result<String, ConnectorError> {
+        self.env.add_template_owned(name.clone(), source).map_err(|e| permanent(format!("{what}: {e}")))?;
+        Ok(name)
+    }
+
+    fn variables(&self, name: &str) -> HashSet<String> {
+        self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default()
+    }
+
+    fn body(
+        &mut self,
+        op: &str,
+        pointer: String,
+        value: &Value,
+        vars: &mut HashSet<String>,
+    ) -> Result<Body, ConnectorError> {
+        Ok(match value {
+            Value::String(s) if is_template(s) => {
+                let what = format!("'{op}' body template at '{pointer}'");
+                let name = format!("{op}.body{pointer}");
+                let expr = single_expression(s);
+                let source = match expr {
+                    Some(expr) => format!("{{{{ ({expr}) | {JSON_FILTER} }}}}"),
+                    None => s.clone(),
+                };
+                let name = self.add(name, source, &what)?;
+                vars.extend(self.variables(&name));
+                if expr.is_some() { Body::Expr(name) } else { Body::Text(name) }
+            }
+            Value::Array(items) => Body::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.body(op, format!("{pointer}/{i}"), v, vars))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Body::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let escaped = k.replace('~', "~0").replace('/', "~1");
+                        Ok((k.clone(), self.body(op, format!("{pointer}/{escaped}"), v, vars)?))
+                    })
+                    .collect::<Result<_, ConnectorError>>()?,
+            ),
+            other => Body::Literal(other.clone()),
+        })
+    }
+
+    fn operation(&mut self, name: &'static str, op: &HttpOperation) -> Result<Operation, ConnectorError> {
+        let method = Method::from_bytes(op.method.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| permanent(format!("'{name}' operation: invalid method '{}'", op.method)))?;
+        let path = self.add(format!("{name}.path"), op.path.clone(), &format!("'{name}' path template"))?;
+        let mut vars = self.variables(&path);
+        let body = match &op.body {
+            Some(body) => Some(self.body(name, String::new(), body, &mut vars)?),
+            None => None,
+        };
+        if let Some(pointer) = &op.capture_id
+            && !(pointer.is_empty() || pointer.starts_with('/'))
+        {
+            return Err(permanent(format!("'{name}' capture_id '{pointer}' is not a JSON pointer (like '/id')")));
+        }
+        Ok(Operation {
+            name,
+            method,
+            path,
+            body,
+            capture_id: op.capture_id.clone(),
+            needs_app_id: vars.contains("app_id"),
+        })
+    }
+}
+
+impl HttpConnector {
+    pub fn new(config: &HttpConfig, http: reqwest::Client) -> Result<Self, ConnectorError> {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&base).map_err(|e| permanent(format!("http base_url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(permanent("http base_url must be http or https"));
+        }
+        let secret = resolve_secret(config.secret.as_deref(), config.secret_ref.as_deref())?;
+        let mut compiler = Compiler { env: template_env() };
+
+        let mut headers = Vec::new();
+        for (i, (name, value)) in config.headers.iter().enumerate() {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| permanent(format!("invalid header name '{name}'")))?;
+            let template = compiler.add(format!("header.{i}"), value.clone(), &format!("header '{name}' template"))?;
+            let uses_secret = compiler.variables(&template).contains("secret");
+            if uses_secret && secret.is_none() {
+                return Err(permanent(format!(
+                    "header '{name}' uses 'secret' but no secret or secret_ref is configured"
+                )));
+            }
+            headers.push((header, template, uses_secret));
+        }
+
+        let ops = &config.operations;
+        let configured = [
+            ("provision", &ops.provision),
+            ("update", &ops.update),
+            ("deactivate", &ops.deactivate),
+            ("reactivate", &ops.reactivate),
+            ("deprovision", &ops.deprovision),
+        ];
+        let mut operations: [Option<Operation>; 5] = Default::default();
+        for (slot, (name, op)) in operations.iter_mut().zip(configured) {
+            *slot = op.as_ref().map(|op| compiler.operation(name, op)).transpose()?;
+        }
+        if operations.iter().all(Option::is_none) {
+            return Err(permanent("http connector has no operations"));
+        }
+        Ok(HttpConnector { base, env: compiler.env, headers, operations, secret, http })
+    }
+
+    /// The operation for an action, with the documented fallbacks to `update`.
+    fn operation(&self, action: Action) -> Result<&Operation, ConnectorError> {
+        let own = self.operations[action_index(action)].as_ref();
+        let fallback = match action {
+            Action::Reactivate | Action::Deactivate => self.operations[action_index(Action::Update)].as_ref(),
+            _ => None,
+        };
+        own.or(fallback).ok_or_else(|| permanent(format!("connector has no '{}' operation", action.as_str())))
+    }
+
+    fn context(&self, job: &Job<'_>) -> JinjaValue {
+        let source = job.after.or(if job.action == Action::Deprovision { job.before } else { None });
+        let active = match job.action {
+            Action::Deactivate | Action::Deprovision => false,
+            _ => job.after.is_some_and(|a| a.active),
+        };
+        let ctx = json!({
+            "user": job.user,
+            "before": job.before,
+            "after": job.after,
+            "role": source.and_then(|a| a.role.as_deref()),
+            "attributes": source.map(|a| json!(a.attributes)).unwrap_or_else(|| json!({})),
+            "active": active,
+            "app_id": job.app_id,
+            "job_id": job.job_id,
+            "integration_id": job.integration_id,
+            "action": job.action.as_str(),
+            "secret": self.secret.as_deref(),
+        });
+        JinjaValue::from_serialize(&ctx)
+    }
+
+    fn render(&self, name: &str, ctx: &JinjaValue, what: impl FnOnce() -> String) -> Result<String, ConnectorError> {
+        self.env.get_template(name).and_then(|t| t.render(ctx)).map_err(|e| permanent(format!("{}: {}", what(), e)))
+    }
+
+    fn render_body(&self, body: &Body, ctx: &JinjaValue, op: &str) -> Result<Value, ConnectorError> {
+        let what = |name: &str| format!("'{op}' body template '{name}'");
+        Ok(match body {
+            Body::Literal(v) => v.clone(),
+            Body::Text(name) => Value::String(self.render(name, ctx, || what(name))?),
+            Body::Expr(name) => {
+                let text = self.render(name, ctx, || what(name))?;
+                serde_json::from_str(&text).map_err(|e| permanent(format!("{}: {e}", what(name))))?
+            }
+            Body::Array(items) => {
+                Value::Array(items.iter().map(|b| self.render_body(b, ctx, op)).collect::<Result<_, _>>()?)
+            }
+            Body::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, b)| Ok((k.clone(), self.render_body(b, ctx, op)?)))
+                    .collect::<Result<Map<_, _>, ConnectorError>>()?,
+            ),
+        })
+    }
+
+    async fn run(&self, job: &Job<'_>) -> Result<Outcome, ConnectorError> {
+        let op = self.operation(job.action)?;
+        if op.needs_app_id && job.app_id.is_none() {
+            return Err(permanent(format!(
+                "'{}' operation needs the user's app_id, and none is known (capture it on provision with capture_id)",
+                op.name
+            )));
+        }
+        let ctx = self.context(job);
+        let path = self.render(&op.path, &ctx, || format!("'{}' path template", op.name))?;
+        let sep = if path.is_empty() || path.starts_with('/') || path.starts_with('?') { "" } else { "/" };
+        let url = format!("{}{sep}{path}", self.base);
+
+        let mut headers = HeaderMap::new();
+        for (name, template, uses_secret) in &self.headers {
+            let value = self.render(template, &ctx, || format!("header '{name}' template"))?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| permanent(format!("header '{name}' renders to an invalid header value")))?;
+            value.set_sensitive(*uses_secret);
+            headers.insert(name.clone(), value);
+        }
+        let mut builder = request(&self.http, op.method.clone(), &url);
+        if let Some(body) = &op.body {
+            let body = self.render_body(body, &ctx, op.name)?;
+            let bytes = serde_json::to_vec(&body).map_err(|e| permanent(e.to_string()))?;
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            builder = builder.body(bytes);
+        }
+        headers.remove(reqwest::header::USER_AGENT);
+        let resp = send(builder.headers(headers)).await?;
+        let status = resp.status();
+        let detail = super::status_line(status);
+        if job.action == Action::Deprovision && status == StatusCode::NOT_FOUND {
+            tracing::debug!(job_id = job.job_id, "http connector: user already gone");
+            return Ok(Outcome::Done {
+                app_id: job.app_id.map(str::to_owned),
+                detail: Some(format!("{detail}: already gone")),
+            });
+        }
+        let (_, text) = classify(resp).await?;
+        tracing::debug!(job_id = job.job_id, operation = op.name, status = status.as_u16(), "http connector applied");
+        let Some(pointer) = &op.capture_id else {
+            return Ok(Outcome::Done { app_id: job.app_id.map(str::to_owned), detail: Some(detail) });
+        };
+        let captured = serde_json::from_str::<Value>(&text).ok().and_then(|v| match v.pointer(pointer) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+        match captured {
+            Some(id) => Ok(Outcome::Done { app_id: Some(id), detail: Some(detail) }),
+            None => {
+                // The app did the work; failing now would repeat it. Keep what we knew.
+                tracing::warn!(job_id = job.job_id, operation = op.name, capture_id = %pointer, "app-side id not found in the answer");
+                Ok(Outcome::Done {
+                    app_id: job.app_id.map(str::to_owned),
+                    detail: Some(format!("{detail} (no id at '{pointer}' in the answer)")),
+                })
+            }
+        }
+    }
+}
+
+impl Connector for HttpConnector {
+    fn apply<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Outcome, ConnectorError>> {
+        Box::pin(self.run(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::assignment::Assignment;
+    use crate::connector::testutil::*;
+    use crate::connector::{ConnectorConfig, build};
+
+    const SECRET: &str = "app-api-key";
+
+    /// A tiny REST app: `POST /api/users`, `PUT|PATCH|DELETE /api/users/{id}`, bearer auth.
+    async fn rest_app() -> (TestServer, Arc<Mutex<BTreeMap<String, Value>>>) {
+        let users: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
+        let store = users.clone();
+        let next_id = AtomicUsize::new(41);
+        let server = TestServer::start(move |req| {
+            if req.header("authorization") != Some(&format!("Bearer {SECRET}")) {
+                return json_reply(401, json!({ "error": "unauthorized" }));
+            }
+            let mut users = store.lock().unwrap();
+            let path = req.uri.split('?').next().unwrap();
+            match (req.method.as_str(), path) {
+                ("POST", "/api/users") => {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let mut user = req.json();
+                    if user["email"].as_str().is_none_or(|e| !e.contains('@')) {
+                        return json_reply(400, json!({ "error": "email invalid" }));
+                    }
+                    user["id"] = id.into();
+                    users.insert(id.to_string(), user.clone());
+                    json_reply(201, json!({ "data": user }))
+                }
+                (method, p) if p.starts_with("/api/users/") => {
+                    let id = urlencoding::decode(&p["/api/users/".len()..]).unwrap().into_owned();
+                    if !users.contains_key(&id) {
+                        return json_reply(404, json!({ "error": "not found" }));
+                    }
+                    match method {
+                        "PUT" | "PATCH" => {
+                            let user = users.get_mut(&id).unwrap();
+                            for (k, v) in req.json().as_object().unwrap() {
+                                user[k] = v.clone();
+                            }
+                            json_reply(200, user.clone())
+                        }
+                        "DELETE" => {
+                            users.remove(&id);
+                            (204, vec![], String::new())
+                        }
+                        _ => json_reply(405, json!({})),
+                    }
+                }
+                _ => json_reply(400, json!({ "error": "unexpected" })),
+            }
+        })
+        .await;
+        (server, users)
+    }
+
+    fn config(base: &str) -> HttpConfig {
+        serde_json::from_value(json!({
+            "base_url": format!("{base}/"),
+            "headers": { "Authorization": "Bearer {{ secret }}", "X-Job": "{{ job_id }}" },
+            "secret": SECRET,
+            "operations": {
+                "provision": {
+                    "method": "post",
+                    "path": "/api/users",
+                    "body": {
+                        "email": "{{ user.emails | selectattr('primary') | map(attribute='value') | first }}",
+                        "name": "{{ user.name.givenName }} {{ user.name.familyName }}",
+                        "role": "{{ role }}",
+                        "active": "{{ active }}",
+                        "tags": ["idlcm", "{{ integration_id }}"],
+                        "level": 3
+                    },
+                    "capture_id": "/data/id"
+                },
+                "update": {
+                    "method": "PATCH",
+                    "path": "/api/users/{{ app_id }}",
+                    "body": { "role": "{{ role }}", "active": "{{ active }}", "note": "{{ action }}: {{ role }}" }
+                },
+                "deprovision": { "method": "DELETE", "path": "/api/users/{{ app_id }}" }
+            }
+        }))
+        .unwrap()
+    }
+
+    fn connector(cfg: &HttpConfig) -> Box<dyn Connector> {
+        build(&ConnectorConfig::Http(cfg.clone()), crate::connector::http_client()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn drives_a_rest_app_through_every_action() {
+        let (server, users) = rest_app().await;
+        let http = connector(&config(&server.base));
+        let user = user();
+        let admin = assignment(true, Some("admin"));
+
+        // provision: POST, typed body, header from secret, app_id captured (a number: 41).
+        let outcome = http.apply(&job(Action::Provision, &user, None, Some(&admin), None)).await.unwrap();
+        assert_eq!(outcome, Outcome::Done { app_id: Some("41".into()), detail: Some("201 Created".into()) });
+        let req = server.take().remove(0);
+        assert_eq!((req.method.as_str(), req.uri.as_str()), ("POST", "/api/users"));
+        assert_eq!(req.header("authorization"), Some("Bearer app-api-key"));
+        assert_eq!(req.header("x-job"), Some("job-1"));
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        assert!(req.header("user-agent").unwrap().starts_with("idlcm/"));
+        assert_eq!(
+            req.json(),
+            json!({
+                "email": "ada@example.com",
+                "name": "Ada Lovelace",
+                "role": "admin",
+                "active": true,
+                "tags": ["idlcm", "int-1"],
+                "level": 3
+            })
+        );
+
+        // update: PATCH with app_id in the path; role none stays null, none in text is empty.
+        let no_role = assignment(true, None);
+        let outcome = http.apply(&job(Action::Update, &user, Some(&admin), Some(&no_role), Some("41"))).await.unwrap();
+        assert_eq!(outcome, Outcome::Done { app_id: Some("41".into()), detail: Some("200 OK".into()) });
+        let req = server.take().remove(0);
+        assert_eq!((req.method.as_str(), req.uri.as_str()), ("PATCH", "/api/users/41"));
+        assert_eq!(req.json(), json!({ "role": null, "active": true, "note": "update: " }));
+
+        // deactivate: no own operation, falls back to update with active=false.
+        let off = assignment(false, None);
+        http.apply(&job(Action::Deactivate, &user, Some(&no_role), Some(&off), Some("41"))).await.unwrap();
+        let req = server.take().remove(0);
+        assert_eq!(req.uri, "/api/users/41");
+        assert_eq!(req.json(), json!({ "role": null, "active": false, "note": "deactivate: " }));
+        assert_eq!(users.lock().unwrap()["41"]["active"], false);
+
+        // reactivate: falls back to update.
+        let viewer = assignment(true, Some("viewer"));
+        http.apply(&job(Action::Reactivate, &user, Some(&off), Some(&viewer), Some("41"))).await.unwrap();
+        let req = server.take().remove(0);
+        assert_eq!((req.method.as_str(), req.uri.as_str()), ("PATCH", "/api/users/41"));
+        assert_eq!(req.json(), json!({ "role": "viewer", "active": true, "note": "reactivate: viewer" }));
+
+        // deprovision: DELETE; again: 404 means already gone.
+        let outcome = http.apply(&job(Action::Deprovision, &user, Some(&viewer), None, Some("41"))).await.unwrap();
+        assert_eq!(outcome, Outcome::Done { app_id: Some("41".into()), detail: Some("204 No Content".into()) });
+        assert!(users.lock().unwrap().is_empty());
+        let outcome = http.apply(&job(Action::Deprovision, &user, Some(&viewer), None, Some("41"))).await.unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Done { app_id: Some("41".into()), detail: Some("404 Not Found: already gone".into()) }
+        );
+        let reqs = server.take();
+        assert!(reqs.iter().all(|r| r.method == "DELETE" && r.uri == "/api/users/41" && r.body.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn path_values_are_percent_encoded() {
+        let (server, _) = rest_app().await;
+        let http = connector(&config(&server.base));
+        let user = user();
+        let a = assignment(true, None);
+        let err =
+            http.apply(&job(Action::Update, &user, Some(&a), Some(&a), Some("../admin?x=1 2"))).await.unwrap_err();
+        assert!(matches!(err, ConnectorError::Permanent { status: Some(404), .. }), "{err:?}");
+        assert_eq!(server.take()[0].uri, "/api/users/..%2Fadmin%3Fx%3D1%202");
+    }
+
+    #[tokio::test]
+    async fn app_errors_and_missing_operations_and_app_id() {
+        let (server, _) = rest_app().await;
+        let http = connector(&config(&server.base));
+        let mut bad = user();
+        bad["emails"] = json!([{ "value": "not-an-email", "primary": true }]);
+        let a = assignment(true, Some("admin"));
+        let err = http.apply(&job(Action::Provision, &bad, None, Some(&a), None)).await.unwrap_err();
+        assert_eq!(
+            err,
+            ConnectorError::Permanent {
+                message: r#"400 Bad Request: {"error":"email invalid"}"#.into(),
+                status: Some(400)
+            }
+        );
+
+        // Needs app_id, none known: fails before any request.
+        let user = user();
+        let err = http.apply(&job(Action::Update, &user, Some(&a), Some(&a), None)).await.unwrap_err();
+        assert!(err.to_string().contains("needs the user's app_id"), "{err}");
+
+        // No deprovision, no update: nothing to fall back to.
+        let mut cfg = config(&server.base);
+        cfg.operations.update = None;
+        cfg.operations.deprovision = None;
+        let http = connector(&cfg);
+        let off = assignment(false, None);
+        for (action, name) in [(Action::Deprovision, "deprovision"), (Action::Deactivate, "deactivate")] {
+            let err = http.apply(&job(action, &user, Some(&a), Some(&off), Some("41"))).await.unwrap_err();
+            assert_eq!(err, permanent(format!("connector has no '{name}' operation")));
+        }
+        assert!(server.requests().len() == 1);
+
+        // Wrong secret from the environment: the app's 401 is permanent.
+        let mut cfg = config(&server.base);
+        cfg.secret = None;
+        cfg.secret_ref = Some("env:IDLCM_TEST_HTTP_SECRET".into());
+        // SAFETY: the variable name is unique to this test; no other thread reads it.
+        unsafe { std::env::set_var("IDLCM_TEST_HTTP_SECRET", "wrong") };
+        let err = connector(&cfg).apply(&job(Action::Provision, &user, None, Some(&a), None)).await.unwrap_err();
+        assert!(matches!(err, ConnectorError::Permanent { status: Some(401), .. }));
+    }
+
+    #[tokio::test]
+    async fn strict_undefined_fails_loudly() {
+        let server = TestServer::start(|_| json_reply(200, json!({}))).await;
+        let mut cfg = config(&server.base);
+        cfg.operations.update.as_mut().unwrap().path = "/api/users/{{ app_idd }}".into();
+        let http = connector(&cfg);
+        let user = user();
+        let a = assignment(true, None);
+        let err = http.apply(&job(Action::Update, &user, Some(&a), Some(&a), Some("41"))).await.unwrap_err();
+        let ConnectorError::Permanent { message, status: None } = &err else { panic!("{err:?}") };
+        assert!(message.contains("'update' path template") && message.contains("undefined"), "{message}");
+
+        // In a body, as a typed value and inside text, and an attribute typo.
+        for body in [
+            json!({ "x": "{{ rol }}" }),
+            json!({ "x": "role: {{ rol }}" }),
+            json!({ "x": "{{ user.nmae.givenName }}" }),
+        ] {
+            let mut cfg = config(&server.base);
+            cfg.operations.update.as_mut().unwrap().body = Some(body);
+            let err = connector(&cfg).apply(&job(Action::Update, &user, Some(&a), Some(&a), Some("41"))).await;
+            let err = err.unwrap_err();
+            assert!(err.to_string().contains("undefined"), "{err}");
+            assert!(!err.to_string().contains(SECRET));
+        }
+        // `default` still works for optional values.
+        let mut cfg = config(&server.base);
+        let mut with_attrs = a.clone();
+        with_attrs.attributes.insert("department".into(), json!("R&D"));
+        cfg.operations.update.as_mut().unwrap().body = Some(
+            json!({ "dept": "{{ attributes.department | default(none) }}", "cc": "{{ attributes.cost | default(none) }}" }),
+        );
+        connector(&cfg).apply(&job(Action::Update, &user, Some(&a), Some(&with_attrs), Some("41"))).await.unwrap();
+        let reqs = server.take();
+        assert_eq!(reqs.len(), 1, "only the last update was sent");
+        assert_eq!(reqs[0].json(), json!({ "dept": "R&D", "cc": null }));
+    }
+
+    #[test]
+    fn build_fails_on_bad_configuration() {
+        let base = "http://127.0.0.1:9";
+        type Change = Box<dyn Fn(&mut HttpConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("syntax", Box::new(|c| c.operations.update.as_mut().unwrap().path = "/u/{{ app_id".into())),
+            (
+                "body syntax",
+                Box::new(|c| c.operations.update.as_mut().unwrap().body = Some(json!({ "a": ["{% if %}"] }))),
+            ),
+            ("method", Box::new(|c| c.operations.update.as_mut().unwrap().method = "GE T".into())),
+            ("header", Box::new(|c| _ = c.headers.insert("Bad Header".into(), "x".into()))),
+            ("no secret", Box::new(|c| c.secret = None)),
+            ("capture", Box::new(|c| c.operations.provision.as_mut().unwrap().capture_id = Some("id".into()))),
+            ("no ops", Box::new(|c| c.operations = HttpOperations::default())),
+            ("base", Box::new(|c| c.base_url = "ftp://x".into())),
+            ("ref", Box::new(|c| c.secret_ref = Some("arn:aws:ssm:eu-west-1:1:parameter/x".into()))),
+        ];
+        for (what, change) in cases {
+            let mut cfg = config(base);
+            change(&mut cfg);
+            let result = HttpConnector::new(&cfg, crate::connector::http_client());
+            assert!(matches!(result, Err(ConnectorError::Permanent { .. })), "{what} should fail to build");
+        }
+        assert!(!format!("{:?}", config(base)).contains(SECRET));
+    }
+
+    #[test]
+    fn single_expressions() {
+        assert_eq!(single_expression("{{ role }}"), Some("role"));
+        assert_eq!(single_expression("{{- user.name.givenName -}}"), Some("user.name.givenName"));
+        assert_eq!(single_expression("{{ a }} {{ b }}"), None);
+        assert_eq!(single_expression(" {{ a }}"), None);
+        assert_eq!(single_expression("{{ }}"), None);
+    }
+
+    #[tokio::test]
+    async fn deprovision_sees_the_last_role() {
+        let server = TestServer::start(|_| (204, vec![], String::new())).await;
+        let cfg: HttpConfig = serde_json::from_value(json!({
+            "base_url": server.base,
+            "operations": { "deprovision": { "method": "POST", "path": "/remove/{{ user.userName }}", "body": { "role": "{{ role }}", "active": "{{ active }}", "after": "{{ after }}" } } }
+        }))
+        .unwrap();
+        let user = user();
+        let before = Assignment { active: true, role: Some("admin".into()), attributes: Default::default() };
+        connector(&cfg).apply(&job(Action::Deprovision, &user, Some(&before), None, None)).await.unwrap();
+        let req = server.take().remove(0);
+        assert_eq!(req.uri, "/remove/ada%40example.com");
+        assert_eq!(req.json(), json!({ "role": "admin", "active": false, "after": null }));
+        assert!(req.header("authorization").is_none());
+    }
+}

@@ -1,0 +1,105 @@
+//! An integration's configuration (DESIGN.md §5), typed. Stored as JSON on the integration row.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::connector::ConnectorConfig;
+use crate::error::{ScimError, ScimResult};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntegrationConfig {
+    pub name: String,
+    pub connector: ConnectorConfig,
+    #[serde(default)]
+    pub roles: RolesConfig,
+    /// The user attributes the app cares about; only these count for diffs.
+    #[serde(default = "default_attributes")]
+    pub attributes: Vec<AttributeMapping>,
+}
+
+fn default_attributes() -> Vec<AttributeMapping> {
+    vec![AttributeMapping::Path("userName".into())]
+}
+
+/// Where a user's role comes from (DESIGN.md §2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RolesConfig {
+    /// SCIM path of an explicit role: `roles` (the primary core role, else the only one) or an
+    /// extension attribute such as `urn:ietf:params:scim:schemas:extension:idlcm:2.0:User:role`.
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// Groups (by `displayName`, case-insensitive) that grant a role; the highest priority wins.
+    #[serde(default)]
+    pub groups: Vec<GroupRole>,
+    /// The role of a user with neither an explicit role nor a role-mapped group.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupRole {
+    pub group: String,
+    pub role: String,
+    #[serde(default)]
+    pub priority: i64,
+}
+
+/// A mapped attribute: a SCIM path, optionally renamed for the connector
+/// (`"emails[primary eq true].value"` or `{"path": "emails[primary eq true].value", "name": "email"}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AttributeMapping {
+    Path(String),
+    Named { path: String, name: String },
+}
+
+impl AttributeMapping {
+    pub fn path(&self) -> &str {
+        match self {
+            AttributeMapping::Path(p) | AttributeMapping::Named { path: p, .. } => p,
+        }
+    }
+    /// The key in the assignment's `attributes`.
+    pub fn name(&self) -> &str {
+        match self {
+            AttributeMapping::Path(p) => p,
+            AttributeMapping::Named { name, .. } => name,
+        }
+    }
+}
+
+impl RolesConfig {
+    /// The role a group grants, by its displayName.
+    pub fn group_role(&self, display_name: &str) -> Option<&GroupRole> {
+        self.groups.iter().find(|g| g.group.eq_ignore_ascii_case(display_name))
+    }
+
+    pub fn is_role_group(&self, display_name: &str) -> bool {
+        self.group_role(display_name).is_some()
+    }
+}
+
+impl IntegrationConfig {
+    /// Parses and checks a configuration; every problem is a 400 with a clear detail.
+    pub fn from_json(v: Value) -> ScimResult<Self> {
+        let cfg: IntegrationConfig = serde_json::from_value(v)
+            .map_err(|e| ScimError::invalid_value(format!("invalid integration configuration: {e}")))?;
+        if cfg.name.trim().is_empty() || cfg.name.len() > 200 {
+            return Err(ScimError::invalid_value("'name' must be a non-empty string of at most 200 characters"));
+        }
+        for m in &cfg.attributes {
+            crate::scim::filter::parse_patch_path(m.path())
+                .map_err(|e| ScimError::invalid_value(format!("attribute '{}': {}", m.path(), e.detail)))?;
+        }
+        if let Some(a) = &cfg.roles.attribute {
+            crate::scim::filter::parse_patch_path(a)
+                .map_err(|e| ScimError::invalid_value(format!("roles.attribute '{a}': {}", e.detail)))?;
+        }
+        for g in &cfg.roles.groups {
+            if g.group.trim().is_empty() || g.role.trim().is_empty() {
+                return Err(ScimError::invalid_value("each roles.groups entry needs a 'group' and a 'role'"));
+            }
+        }
+        Ok(cfg)
+    }
+}

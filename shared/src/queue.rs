@@ -1,0 +1,89 @@
+//! The job queue (SQS FIFO): one message per job, `MessageGroupId` = integration + user (one
+//! change at a time per user, in order), `MessageDeduplicationId` = job id (a re-send within
+//! SQS's 5-minute window is dropped; later duplicates are harmless: the worker reconciles).
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::{Deserialize, Serialize};
+
+/// What a job message carries: enough to find the job row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub integration_id: String,
+    pub job_id: String,
+    pub user_id: String,
+}
+
+impl JobMessage {
+    pub fn group_id(&self) -> String {
+        format!("{}:{}", self.integration_id, self.user_id)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
+}
+
+/// SQS accepts at most 10 entries per batch.
+const BATCH: usize = 10;
+
+impl Queue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    /// Sends jobs in batches of 10, retrying failed entries twice. Returns how many could not
+    /// be sent; those stay `queued` in DynamoDB and the sweeper re-sends them.
+    pub async fn send(&self, messages: &[JobMessage]) -> usize {
+        let mut unsent = 0;
+        for chunk in messages.chunks(BATCH) {
+            let mut pending: Vec<&JobMessage> = chunk.iter().collect();
+            for attempt in 0..3 {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                pending = self.send_batch(&pending).await;
+            }
+            if !pending.is_empty() {
+                tracing::warn!(unsent = pending.len(), "jobs not sent to SQS; the sweeper will re-send them");
+                unsent += pending.len();
+            }
+        }
+        unsent
+    }
+
+    /// One SendMessageBatch; returns the messages that failed.
+    async fn send_batch<'a>(&self, batch: &[&'a JobMessage]) -> Vec<&'a JobMessage> {
+        let entries: Vec<SendMessageBatchRequestEntry> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(serde_json::to_string(m).ok()?)
+                    .message_group_id(m.group_id())
+                    .message_deduplication_id(&m.job_id)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+            Ok(out) => out
+                .failed()
+                .iter()
+                .filter_map(|f| f.id().parse::<usize>().ok())
+                .filter_map(|i| batch.get(i).copied())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SendMessageBatch failed");
+                batch.to_vec()
+            }
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! Provisioning state: each user's desired assignment (`ASSIGN#`), what the worker last applied
+//! (`APPLIED#`), provisioning requests (`REQUEST#`) and their jobs (`JOB#`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Item, Store, StoreError, get_s, key, keys, n, s};
+use crate::assignment::Assignment;
+
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const SUPERSEDED: &str = "superseded";
+
+    pub const REQUESTED: &str = "requested";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const PARTIALLY_FAILED: &str = "partially_failed";
+
+    pub fn is_terminal(job_status: &str) -> bool {
+        matches!(job_status, SUCCEEDED | FAILED | SUPERSEDED)
+    }
+}
+
+fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(v).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+pub fn assignment_json(a: Option<&Assignment>) -> Option<String> {
+    a.map(|a| serde_json::to_string(a).unwrap_or_default())
+}
+
+pub fn parse_assignment(s: Option<&str>) -> Option<Assignment> {
+    s.and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// A user's desired assignment. `seq` grows with every write that reads or changes it, so a
+/// write conditioned on it sees every concurrent change to the user's inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignRow {
+    pub pk: String,
+    pub sk: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<String>,
+    pub seq: u64,
+    pub updated_at: String,
+}
+
+impl AssignRow {
+    pub fn new(iid: &str, user_id: &str, desired: Option<&Assignment>, seq: u64, now: &str) -> Self {
+        Self {
+            pk: keys::integration_pk(iid),
+            sk: keys::assign_sk(user_id),
+            user_id: user_id.to_string(),
+            desired: assignment_json(desired),
+            seq,
+            updated_at: now.to_string(),
+        }
+    }
+    pub fn desired(&self) -> Option<Assignment> {
+        parse_assignment(self.desired.as_deref())
+    }
+}
+
+/// What the app holds for a user, as far as idlcm applied it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppliedRow {
+    pub pk: String,
+    pub sk: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<String>,
+    /// The `ASSIGN#` sequence number this state was taken from.
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    pub updated_at: String,
+}
+
+impl AppliedRow {
+    pub fn applied(&self) -> Option<Assignment> {
+        parse_assignment(self.applied.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRow {
+    pub pk: String,
+    pub sk: String,
+    pub id: String,
+    pub integration_id: String,
+    pub created_at: String,
+    pub method: String,
+    pub path: String,
+    pub resource_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    pub total: u64,
+    #[serde(default)]
+    pub succeeded: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub superseded: u64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRow {
+    pub pk: String,
+    pub sk: String,
+    pub id: String,
+    pub request_id: String,
+    pub integration_id: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The action planned when the request was committed.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// `ASSIGN#` sequence number the job was planned at.
+    pub seq: u64,
+    pub status: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The app's answer, briefly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// What the worker actually did (it reconciles to the current desired state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_action: Option<String>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// What a webhook accepted (`202`) and will confirm by callback: the assignment sent and
+    /// its `ASSIGN#` sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_seq: Option<u64>,
+    /// The last SCIM resource of a deleted user (what a `deprovision` sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+impl JobRow {
+    pub fn before(&self) -> Option<Assignment> {
+        parse_assignment(self.before.as_deref())
+    }
+    pub fn after(&self) -> Option<Assignment> {
+        parse_assignment(self.after.as_deref())
+    }
+}
+
+/// What one attempt at a job came to.
+#[derive(Debug, Clone, Copy)]
+pub struct JobOutcome<'a> {
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    /// The app's answer, briefly.
+    pub detail: Option<&'a str>,
+    /// The action the worker ran.
+    pub applied_action: Option<&'a str>,
+}
+
+/// Sort key of a queued job in the sweeper's index: time first.
+pub fn queued_gsi_sk(created_at: &str, iid: &str, job_id: &str) -> String {
+    format!("{created_at}#{iid}#{job_id}")
+}
+
+impl Store {
+    fn put_action(
+        &self,
+        item: Item,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expr, values)) = condition {
+            put = put.condition_expression(expr).expression_attribute_names("#pk", keys::PK);
+            for (k, v) in values {
+                put = put.expression_attribute_values(k, v);
+            }
+        }
+        let put = put.build().map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Writes a user's desired assignment, only if its sequence number is still `expect`
+    /// (`None`: the row must not exist yet).
+    pub fn assign_put(&self, row: &AssignRow, expect: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+        let item = to_item(row)?;
+        match expect {
+            None => self.put_action(item, Some(("attribute_not_exists(#pk)", vec![]))),
+            Some(seq) => self.put_action(item, Some(("attribute_exists(#pk) AND seq = :seq", vec![(":seq", n(seq))]))),
+        }
+    }
+
+    pub fn request_put(&self, row: &RequestRow) -> Result<TransactWriteItem, StoreError> {
+        self.put_action(to_item(row)?, Some(("attribute_not_exists(#pk)", vec![])))
+    }
+
+    pub fn job_put(&self, row: &JobRow) -> Result<TransactWriteItem, StoreError> {
+        self.put_action(to_item(row)?, Some(("attribute_not_exists(#pk)", vec![])))
+    }
+
+    pub async fn get_assign(&self, iid: &str, user_id: &str) -> Result<Option<AssignRow>, StoreError> {
+        self.get(keys::integration_pk(iid), keys::assign_sk(user_id)).await?.map(from_item).transpose()
+    }
+
+    /// Desired assignments of many users (BatchGetItem).
+    pub async fn get_assigns(&self, iid: &str, user_ids: &[String]) -> Result<HashMap<String, AssignRow>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let items = self.batch_get(user_ids.iter().map(|u| key(pk.clone(), keys::assign_sk(u))).collect()).await?;
+        items.into_iter().map(|i| from_item::<AssignRow>(i).map(|r| (r.user_id.clone(), r))).collect()
+    }
+
+    pub async fn get_applied(&self, iid: &str, user_id: &str) -> Result<Option<AppliedRow>, StoreError> {
+        self.get(keys::integration_pk(iid), keys::applied_sk(user_id)).await?.map(from_item).transpose()
+    }
+
+    /// Records what the app now holds, unless a newer state was recorded already.
+    pub async fn put_applied(&self, row: &AppliedRow) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(row)?))
+            .condition_expression("attribute_not_exists(#pk) OR seq <= :seq")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":seq", n(row.seq))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    pub async fn get_job(&self, iid: &str, job_id: &str) -> Result<Option<JobRow>, StoreError> {
+        self.get(keys::integration_pk(iid), keys::job_sk(job_id)).await?.map(from_item).transpose()
+    }
+
+    pub async fn get_request(&self, iid: &str, request_id: &str) -> Result<Option<RequestRow>, StoreError> {
+        self.get(keys::integration_pk(iid), keys::request_sk(request_id)).await?.map(from_item).transpose()
+    }
+
+    /// A request's jobs, in order.
+    pub async fn request_jobs(&self, iid: &str, request_id: &str) -> Result<Vec<JobRow>, StoreError> {
+        let items = self.query_all(keys::integration_pk(iid), keys::job_prefix(request_id)).await?;
+        items.into_iter().map(from_item).collect()
+    }
+
+    /// Marks a job `running` (one more attempt) and takes it out of the sweeper's index.
+    /// `None` when the job is already finished (a duplicate delivery).
+    pub async fn job_start(&self, iid: &str, job_id: &str, now: &str) -> Result<Option<JobRow>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
+            .update_expression(
+                "SET #status = :running, started_at = if_not_exists(started_at, :now), attempts = if_not_exists(attempts, :zero) + :one REMOVE gsi1pk, gsi1sk",
+            )
+            .condition_expression("attribute_exists(#pk) AND (#status = :queued OR #status = :running)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", s(status::RUNNING))
+            .expression_attribute_values(":queued", s(status::QUEUED))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// Records a job's outcome. A terminal status moves it out of `running`; otherwise (a
+    /// retryable failure) it stays `running` with its last error.
+    pub async fn job_record(&self, job: &JobRow, outcome: &JobOutcome<'_>, now: &str) -> Result<(), StoreError> {
+        let (iid, job_id) = (job.integration_id.as_str(), job.id.as_str());
+        let JobOutcome { status: status_, error, detail, applied_action } = *outcome;
+        let mut set = vec!["#status = :status"];
+        let mut remove = vec![];
+        let mut up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status_));
+        if status::is_terminal(status_) {
+            set.push("finished_at = :now");
+            up = up.expression_attribute_values(":now", s(now));
+        }
+        match error {
+            Some(e) => {
+                set.push("#error = :error");
+                up = up.expression_attribute_values(":error", s(e));
+            }
+            None if status_ == status::SUCCEEDED || status_ == status::SUPERSEDED => remove.push("#error"),
+            None => {}
+        }
+        if error.is_some() || remove.contains(&"#error") {
+            up = up.expression_attribute_names("#error", "error");
+        }
+        if let Some(d) = detail {
+            set.push("detail = :detail");
+            up = up.expression_attribute_values(":detail", s(d));
+        }
+        if let Some(a) = applied_action {
+            set.push("applied_action = :applied");
+            up = up.expression_attribute_values(":applied", s(a));
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        up.update_expression(expr).send().await.map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// A webhook accepted the job (`202`): remember what was sent; the callback finishes it.
+    pub async fn job_accepted(
+        &self,
+        iid: &str,
+        job_id: &str,
+        sent: Option<&Assignment>,
+        sent_seq: u64,
+        applied_action: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
+            .update_expression("SET sent_seq = :seq, applied_action = :action, detail = :detail, sent = :sent")
+            .expression_attribute_values(":seq", n(sent_seq))
+            .expression_attribute_values(":action", s(applied_action))
+            .expression_attribute_values(":detail", s(detail.unwrap_or("accepted; waiting for the callback")));
+        up = match assignment_json(sent) {
+            Some(j) => up.expression_attribute_values(":sent", s(j)),
+            None => up.expression_attribute_values(":sent", AttributeValue::Null(true)),
+        };
+        up.send().await.map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Finishes a job (`succeeded`, `failed`, `superseded`) and counts it on its request.
+    pub async fn finish_job(
+        &self,
+        job: &JobRow,
+        status_: &str,
+        error: Option<&str>,
+        detail: Option<&str>,
+        applied_action: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = crate::service::now();
+        self.job_record(job, &JobOutcome { status: status_, error, detail, applied_action }, &now).await?;
+        self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await
+    }
+
+    /// Records what the app now holds for a user (never going back to an older state).
+    pub async fn record_applied(
+        &self,
+        iid: &str,
+        user_id: &str,
+        state: Option<&Assignment>,
+        seq: u64,
+        app_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let row = AppliedRow {
+            pk: keys::integration_pk(iid),
+            sk: keys::applied_sk(user_id),
+            user_id: user_id.to_string(),
+            applied: assignment_json(state),
+            seq,
+            app_id,
+            updated_at: crate::service::now(),
+        };
+        self.put_applied(&row).await.map(|_| ())
+    }
+
+    /// Counts a finished job on its request and, when it was the last, sets the final status.
+    pub async fn request_job_done(
+        &self,
+        iid: &str,
+        request_id: &str,
+        job_status: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let field = match job_status {
+            status::SUCCEEDED => "succeeded",
+            status::FAILED => "failed",
+            _ => "superseded",
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression(format!("ADD {field} :one SET #status = :in_progress"))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":in_progress", s(status::IN_PROGRESS))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
+        if row.succeeded + row.failed + row.superseded < row.total {
+            return Ok(());
+        }
+        let final_status = match (row.failed, row.succeeded + row.superseded) {
+            (0, _) => status::SUCCEEDED,
+            (_, 0) => status::FAILED,
+            _ => status::PARTIALLY_FAILED,
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression("SET #status = :status, finished_at = :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(final_status))
+            .expression_attribute_values(":now", s(now))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Moves a request's `total` when a chunked commit planned more or fewer jobs than first counted.
+    pub async fn request_adjust_total(&self, iid: &str, request_id: &str, delta: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression("ADD #total :d")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Jobs still `queued` that were committed before `cutoff` (the sweeper's work), oldest first.
+    pub async fn queued_jobs_before(&self, cutoff: &str, limit: i32) -> Result<Vec<JobRow>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#gpk = :q AND #gsk < :cutoff")
+            .expression_attribute_names("#gpk", keys::GSI1_PK)
+            .expression_attribute_names("#gsk", keys::GSI1_SK)
+            .expression_attribute_values(":q", s(keys::QUEUED_GSI_PK))
+            .expression_attribute_values(":cutoff", s(cutoff))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
+    /// After a re-send: the job waits another grace period before the next one.
+    pub async fn job_requeued(&self, iid: &str, job_id: &str, gsi_sk: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
+            .update_expression("SET gsi1sk = :sk ADD resends :one")
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sk", s(gsi_sk))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":queued", s(status::QUEUED))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// Group ids for displayNames (through the uniqueness rows), for the role-mapped groups.
+    pub async fn group_ids_by_name(&self, iid: &str, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let items = self.batch_get(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect()).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let sk = get_s(i, keys::SK)?;
+                let id = get_s(i, "id")?;
+                Some((id.to_string(), sk.trim_start_matches("GROUPNAME#").to_string()))
+            })
+            .collect())
+    }
+
+    /// Which `(group, user)` memberships exist among those asked (BatchGetItem).
+    pub async fn memberships(
+        &self,
+        iid: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let items = self.batch_get(pairs.iter().map(|(g, u)| key(pk.clone(), keys::member_sk(g, u))).collect()).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Some((get_s(i, "group_id")?.to_string(), get_s(i, "user_id")?.to_string())))
+            .collect())
+    }
+}

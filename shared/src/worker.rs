@@ -1,0 +1,250 @@
+//! The worker: reconciles one user at a time. It reads the user's desired assignment and what
+//! was last applied to the app; if they already agree the job is `superseded`; otherwise it
+//! runs the connector with the diff and records the outcome and the new applied state.
+//! Retryable failures come back with backoff; permanent ones fail the job at once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::assignment::diff::diff;
+use crate::connector::{self, ConnectorError, Job, Outcome};
+use crate::integration::IntegrationConfig;
+use crate::queue::JobMessage;
+use crate::service::{now, render};
+use crate::store::provisioning::{AppliedRow, JobOutcome, JobRow, status};
+use crate::store::resources::Kind;
+use crate::store::{Store, StoreError};
+
+/// One SQS message as Lambda hands it over.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub receipt_handle: Option<String>,
+    pub body: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Done with it (success, superseded, permanent failure, duplicate): delete it.
+    Ack,
+    /// Try again after `delay` (the message's visibility is set to that).
+    Retry { delay: Duration },
+}
+
+pub struct Worker {
+    pub store: Store,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub http: reqwest::Client,
+    /// The queue's `maxReceiveCount`: on that delivery a retryable failure fails the job.
+    pub max_receives: u32,
+    /// Public API URL, for `meta.location` in the user sent to connectors.
+    pub public_url: Option<String>,
+}
+
+/// Backoff for retryable failures without `Retry-After`: 2, 4, 8 … seconds, at most 5 minutes.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempt.clamp(1, 8)).min(300))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(500).collect()
+}
+
+impl Worker {
+    /// Handles a batch in order. FIFO semantics: at the first message that must be retried,
+    /// stop; it and every later message are returned as failures. The later ones are made
+    /// visible again at once, so a user whose job keeps failing delays others by one redelivery
+    /// at most. Returns the failed message ids.
+    pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (i, d) in batch.iter().enumerate() {
+            match self.handle(d).await {
+                Disposition::Ack => {}
+                Disposition::Retry { delay } => {
+                    self.set_visibility(d, delay).await;
+                    failed.push(d.message_id.clone());
+                    for rest in &batch[i + 1..] {
+                        self.set_visibility(rest, Duration::ZERO).await;
+                        failed.push(rest.message_id.clone());
+                    }
+                    break;
+                }
+            }
+        }
+        failed
+    }
+
+    async fn set_visibility(&self, d: &Delivery, delay: Duration) {
+        let Some(handle) = &d.receipt_handle else { return };
+        let secs = delay.as_secs().min(43_200) as i32;
+        if let Err(e) = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(secs)
+            .send()
+            .await
+        {
+            // Not fatal: the message comes back after the queue's visibility timeout instead.
+            tracing::warn!(message_id = %d.message_id, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ChangeMessageVisibility failed");
+        }
+    }
+
+    /// One message. Storage errors are retried (the message comes back); nothing is lost.
+    pub async fn handle(&self, d: &Delivery) -> Disposition {
+        let Ok(msg) = serde_json::from_str::<JobMessage>(&d.body) else {
+            tracing::error!(message_id = %d.message_id, "malformed job message; dropped");
+            return Disposition::Ack;
+        };
+        match self.reconcile(&msg, d.receive_count).await {
+            Ok(disposition) => disposition,
+            Err(e) => {
+                tracing::error!(job_id = %msg.job_id, integration_id = %msg.integration_id, error = %e, "worker storage error; will retry");
+                Disposition::Retry { delay: backoff(d.receive_count) }
+            }
+        }
+    }
+
+    async fn reconcile(&self, msg: &JobMessage, receive_count: u32) -> Result<Disposition, StoreError> {
+        let iid = &msg.integration_id;
+        let Some(job) = self.store.job_start(iid, &msg.job_id, &now()).await? else {
+            tracing::info!(job_id = %msg.job_id, integration_id = %iid, "job already finished; duplicate delivery acknowledged");
+            return Ok(Disposition::Ack);
+        };
+        let span = tracing::info_span!("job", job_id = %job.id, integration_id = %iid, request_id = %job.request_id);
+        let _guard = span.enter();
+
+        let Some(record) = self.store.get_integration(iid).await? else {
+            self.store.finish_job(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
+            return Ok(Disposition::Ack);
+        };
+        let connector = match IntegrationConfig::from_json(record.config_json())
+            .map_err(|e| e.detail)
+            .and_then(|cfg| connector::build(&cfg.connector, self.http.clone()).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.store
+                    .finish_job(&job, status::FAILED, Some(&format!("connector configuration: {e}")), None, None)
+                    .await?;
+                return Ok(Disposition::Ack);
+            }
+        };
+
+        let assign = self.store.get_assign(iid, &job.user_id).await?;
+        let desired_seq = assign.as_ref().map_or(0, |a| a.seq);
+        let desired = assign.as_ref().and_then(|a| a.desired());
+        let applied_row = self.store.get_applied(iid, &job.user_id).await?;
+        let applied = applied_row.as_ref().and_then(AppliedRow::applied);
+        let app_id = applied_row.as_ref().and_then(|r| r.app_id.clone());
+
+        let already = applied_row.as_ref().is_some_and(|r| r.seq >= desired_seq);
+        let Some(change) = (!already).then(|| diff(applied.as_ref(), desired.as_ref())).flatten() else {
+            // Nothing to do: a duplicate, or a later job already applied this state.
+            if !already {
+                self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, app_id.clone()).await?;
+            }
+            self.store
+                .finish_job(&job, status::SUPERSEDED, None, Some("the app already matches the desired state"), None)
+                .await?;
+            return Ok(Disposition::Ack);
+        };
+
+        let user = self.user_resource(iid, &job).await?;
+        let action = change.action;
+        let call = Job {
+            job_id: &job.id,
+            integration_id: iid,
+            action,
+            user: &user,
+            before: applied.as_ref(),
+            after: desired.as_ref(),
+            app_id: app_id.as_deref(),
+        };
+        let started = std::time::Instant::now();
+        let outcome = connector.apply(&call).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(Outcome::Done { app_id: new_id, detail }) => {
+                let id = if desired.is_none() { None } else { new_id.or(app_id) };
+                self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, id).await?;
+                self.store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await?;
+                tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
+                Ok(Disposition::Ack)
+            }
+            Ok(Outcome::Accepted { detail }) => {
+                self.store
+                    .job_accepted(iid, &job.id, desired.as_ref(), desired_seq, action.as_str(), detail.as_deref())
+                    .await?;
+                tracing::info!(action = action.as_str(), latency_ms = ms, "job accepted; waiting for the callback");
+                Ok(Disposition::Ack)
+            }
+            Err(ConnectorError::Permanent { message, .. }) => {
+                let message = short(&message);
+                self.store.finish_job(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await?;
+                tracing::warn!(action = action.as_str(), latency_ms = ms, "job failed permanently");
+                Ok(Disposition::Ack)
+            }
+            Err(ConnectorError::Retryable { message, retry_after }) => {
+                let message = short(&message);
+                if receive_count >= self.max_receives {
+                    let error = format!("gave up after {receive_count} attempts: {message}");
+                    self.store.finish_job(&job, status::FAILED, Some(&error), None, Some(action.as_str())).await?;
+                    tracing::warn!(
+                        action = action.as_str(),
+                        "job failed after the last attempt; the message goes to the DLQ"
+                    );
+                    // Returned as a failure once more: SQS moves it to the dead-letter queue.
+                    return Ok(Disposition::Retry { delay: Duration::ZERO });
+                }
+                let outcome = JobOutcome {
+                    status: status::RUNNING,
+                    error: Some(&message),
+                    detail: None,
+                    applied_action: Some(action.as_str()),
+                };
+                self.store.job_record(&job, &outcome, &now()).await?;
+                let delay = retry_after.unwrap_or_else(|| backoff(receive_count));
+                tracing::info!(
+                    action = action.as_str(),
+                    latency_ms = ms,
+                    delay_s = delay.as_secs(),
+                    "job will be retried"
+                );
+                Ok(Disposition::Retry { delay })
+            }
+        }
+    }
+
+    /// The SCIM user to send: the stored one, or for a deleted user the job's snapshot.
+    async fn user_resource(&self, iid: &str, job: &JobRow) -> Result<Value, StoreError> {
+        if let Some(stored) = self.store.get_resource(iid, Kind::User, &job.user_id).await? {
+            let base = format!("{}/scim/v2/{iid}", self.public_url.as_deref().unwrap_or(""));
+            return Ok(render::resource(&base, Kind::User, &stored, None));
+        }
+        Ok(job
+            .user_snapshot
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| json!({ "id": job.user_id, "userName": job.user_name })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(50), Duration::from_secs(256));
+        assert!(backoff(0) >= Duration::from_secs(2));
+    }
+}
