@@ -43,7 +43,7 @@ our_pid() {
   pid="$(cat "$pid_file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
-  grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null || return 1
+  grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null || return 1  # moto_server.py
   echo "$pid"
 }
 
@@ -81,7 +81,8 @@ case "$cmd" in
     fi
     # Not a child of the caller's job control: it survives the caller's
     # Ctrl-C until the caller's cleanup stops it.
-    nohup "$ROOT/.venv/moto/bin/moto_server" -H 127.0.0.1 -p "$port" \
+    # infra/moto_server.py: moto_server with its transaction copy made once per table.
+    nohup "$ROOT/.venv/moto/bin/python" "$ROOT/infra/moto_server.py" -H 127.0.0.1 -p "$port" \
       >"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
     started=$SECONDS

@@ -1,1 +1,618 @@
+//! End to end, from a SCIM change to the external app: the API (in-process, real HTTP on
+//! 127.0.0.1), DynamoDB and SQS on the moto emulator, the real worker fed by a local SQS event
+//! source as Lambda would, and real target apps on loopback (the demo REST app, a third-party
+//! SCIM server, a webhook receiver).
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idlcm::store::keys;
+use idlcm::store::provisioning::{JobRow, RequestRow};
+use idlcm::worker::{Delivery, Worker};
+use idlcm_tests::demo_app::{DemoApp, FaultResponse, FaultSpec, RunningDemo, User};
+use idlcm_tests::event_source::EventSource;
+use idlcm_tests::{Integration, Options, Stack, demo_integration};
+use serde_json::{Value, json};
+
+const DEMO_KEY: &str = "demo-api-key-for-tests";
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+fn user_body(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "name": {"givenName": "Given", "familyName": "Family"},
+        "emails": [{"value": name, "type": "work", "primary": true}],
+        "active": true,
+    })
+}
+
+/// The API, the worker, an event source and the demo app, wired to one integration.
+struct World {
+    stack: Stack,
+    demo: RunningDemo,
+    scim: Integration,
+    worker: Arc<Worker>,
+    source: EventSource,
+}
+
+impl World {
+    async fn new() -> World {
+        Self::with(Options::default()).await
+    }
+
+    async fn with(options: Options) -> World {
+        let stack = Stack::start_with(options).await;
+        let demo = DemoApp::start(
+            "127.0.0.1:0".parse().unwrap(),
+            DEMO_KEY.into(),
+            vec!["admin".into(), "user".into(), "viewer".into()],
+        )
+        .await
+        .expect("demo app");
+        let scim = stack.create_integration_with(demo_integration("Demo", &demo.url, DEMO_KEY)).await;
+        let worker = Arc::new(stack.worker());
+        let source = stack.event_source();
+        World { stack, demo, scim, worker, source }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.scim.call(&self.stack.http, method, path, body).await
+    }
+
+    async fn create_user(&self, name: &str) -> String {
+        let (s, v) = self.call("POST", "/Users", Some(user_body(name))).await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn create_group(&self, name: &str) -> String {
+        let (s, v) = self.call("POST", "/Groups", Some(json!({"displayName": name}))).await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn members(&self, gid: &str, op: &str, uids: &[&str]) {
+        let value: Vec<Value> = uids.iter().map(|u| json!({"value": u})).collect();
+        let body = match op {
+            "remove" => patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", uids[0])}])),
+            _ => patch(json!([{"op": op, "path": "members", "value": value}])),
+        };
+        let (s, v) = self.call("PATCH", &format!("/Groups/{gid}"), Some(body)).await;
+        assert_eq!(s, 204, "{v}");
+    }
+
+    async fn jobs(&self) -> Vec<JobRow> {
+        let items =
+            self.stack.store().query_all(keys::integration_pk(&self.scim.id), "JOB#".into()).await.expect("jobs");
+        items.into_iter().map(|i| serde_dynamo::from_item(i).expect("job row")).collect()
+    }
+
+    async fn requests(&self) -> Vec<RequestRow> {
+        let items = self
+            .stack
+            .store()
+            .query_all(keys::integration_pk(&self.scim.id), "REQUEST#".into())
+            .await
+            .expect("requests");
+        items.into_iter().map(|i| serde_dynamo::from_item(i).expect("request row")).collect()
+    }
+
+    /// Feeds the queue to the worker until every job of the integration is finished.
+    async fn settle(&self) {
+        settle(&self.stack, &self.worker, &self.source, &self.scim.id, SETTLE).await;
+    }
+
+    async fn app_user(&self, email: &str) -> Option<User> {
+        self.demo.users().await.into_iter().find(|u| u.email == email)
+    }
+}
+
+/// The worker as Lambda would invoke it with one batch.
+fn handler(
+    worker: Arc<Worker>,
+) -> impl Fn(Vec<Delivery>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>> {
+    move |batch| {
+        let worker = worker.clone();
+        Box::pin(async move { worker.handle_batch(&batch).await })
+    }
+}
+
+async fn all_jobs_done(store: &idlcm::store::Store, integration_id: &str) -> bool {
+    let jobs = store.query_all(keys::integration_pk(integration_id), "JOB#".into()).await.expect("jobs");
+    jobs.iter().all(|j| {
+        matches!(
+            j.get("status").and_then(|s| s.as_s().ok()).map(String::as_str),
+            Some("succeeded" | "failed" | "superseded")
+        )
+    })
+}
+
+/// Polls until every job of the integration is finished.
+async fn settle(stack: &Stack, worker: &Arc<Worker>, source: &EventSource, integration_id: &str, timeout: Duration) {
+    let store = stack.store();
+    let done = || all_jobs_done(&store, integration_id);
+    assert!(source.run_until(handler(worker.clone()), done, timeout).await, "jobs did not finish in {timeout:?}");
+}
+
+#[tokio::test]
+async fn lifecycle_reaches_the_app() {
+    let w = World::new().await;
+    let users = w.create_group("App Users").await;
+    let email = "alice@example.com";
+    let uid = w.create_user(email).await;
+    w.members(&users, "add", &[&uid]).await;
+    w.settle().await;
+    let u = w.app_user(email).await.expect("provisioned");
+    assert_eq!((u.role.as_deref(), u.active, u.given_name.as_str()), (Some("user"), true, "Given"));
+
+    // An explicit role (the core `roles` attribute) wins over the group's.
+    let (s, _) = w
+        .call(
+            "PATCH",
+            &format!("/Users/{uid}"),
+            Some(patch(json!([{"op": "add", "path": "roles", "value": [{"value": "admin", "primary": true}]}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    assert_eq!(w.app_user(email).await.unwrap().role.as_deref(), Some("admin"));
+
+    // Okta's unassign: active=false deactivates, it does not delete.
+    let (s, _) = w
+        .call("PATCH", &format!("/Users/{uid}"), Some(patch(json!([{"op": "replace", "value": {"active": false}}]))))
+        .await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    let u = w.app_user(email).await.expect("still in the app");
+    assert!(!u.active);
+
+    // Reactivation restores the right role; dropping the explicit role falls back to the group's.
+    let (s, _) = w
+        .call(
+            "PATCH",
+            &format!("/Users/{uid}"),
+            Some(patch(json!([{"op": "replace", "path": "active", "value": "True"}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    let u = w.app_user(email).await.unwrap();
+    assert_eq!((u.active, u.role.as_deref()), (true, Some("admin")));
+    let (s, _) =
+        w.call("PATCH", &format!("/Users/{uid}"), Some(patch(json!([{"op": "remove", "path": "roles"}])))).await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    assert_eq!(w.app_user(email).await.unwrap().role.as_deref(), Some("user"));
+
+    // DELETE deprovisions.
+    let (s, _) = w.call("DELETE", &format!("/Users/{uid}"), None).await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    assert!(w.app_user(email).await.is_none(), "deprovisioned");
+
+    // What the worker did per job. The create and the group add were queued together: the
+    // first job reconciled straight to the current state (provision with role "user"), so the
+    // second found nothing left to do.
+    let done: Vec<String> =
+        w.jobs().await.iter().map(|j| j.applied_action.clone().unwrap_or_else(|| j.status.clone())).collect();
+    assert_eq!(done, ["provision", "superseded", "update", "deactivate", "reactivate", "update", "deprovision"]);
+    assert!(w.requests().await.iter().all(|r| r.status == "succeeded"));
+}
+
+#[tokio::test]
+async fn moving_between_groups_ends_with_the_new_role_in_either_order() {
+    let w = World::new().await;
+    let users = w.create_group("App Users").await;
+    let admins = w.create_group("App Admins").await;
+
+    // Add first (Users -> Admins): the role changes at once; the removal changes nothing more.
+    let bob = w.create_user("bob@example.com").await;
+    w.members(&users, "add", &[&bob]).await;
+    w.settle().await;
+    w.demo.clear_events().await;
+    w.members(&admins, "add", &[&bob]).await;
+    w.settle().await;
+    let jobs_before_remove = w.jobs().await.len();
+    w.members(&users, "remove", &[&bob]).await;
+    w.settle().await;
+    assert_eq!(w.jobs().await.len(), jobs_before_remove, "removing from the lower group makes no job");
+    assert_eq!(w.app_user("bob@example.com").await.unwrap().role.as_deref(), Some("admin"));
+    for e in w.demo.events().await {
+        assert_ne!(e.method, "DELETE", "the app never saw bob deprovisioned: {e:?}");
+        assert!(e.body.get("role").is_none_or(|r| !r.is_null()), "the app never saw bob without a role: {e:?}");
+    }
+
+    // Remove first (Admins -> Users): a real change to no role, then the add fixes it.
+    let carol = w.create_user("carol@example.com").await;
+    w.members(&admins, "add", &[&carol]).await;
+    w.settle().await;
+    w.members(&admins, "remove", &[&carol]).await;
+    w.settle().await;
+    assert_eq!(w.app_user("carol@example.com").await.unwrap().role, None);
+    w.members(&users, "add", &[&carol]).await;
+    w.settle().await;
+    assert_eq!(w.app_user("carol@example.com").await.unwrap().role.as_deref(), Some("user"));
+}
+
+#[tokio::test]
+async fn unchanged_profiles_and_unmapped_attributes_make_no_job() {
+    let w = World::new().await;
+    let uid = w.create_user("dave@example.com").await;
+    w.settle().await;
+    let requests = w.requests().await.len();
+    assert_eq!(requests, 1, "the create made one request");
+
+    // Okta's GET-then-PUT of the same profile.
+    let (_, current) = w.call("GET", &format!("/Users/{uid}"), None).await;
+    let (s, _) = w.call("PUT", &format!("/Users/{uid}"), Some(current)).await;
+    assert_eq!(s, 200);
+    // A change to an attribute the integration does not map.
+    let (s, _) = w
+        .call(
+            "PATCH",
+            &format!("/Users/{uid}"),
+            Some(patch(json!([{"op": "replace", "path": "title", "value": "CTO"}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(w.requests().await.len(), requests, "no provisioning request");
+    assert_eq!(w.jobs().await.len(), 1, "no job");
+    let polled = w.source.poll_once(&|_| async { Vec::new() }).await.unwrap();
+    assert_eq!(polled.received, 0, "nothing was queued");
+}
+
+#[tokio::test]
+async fn retries_failures_and_duplicates() {
+    let w = World::new().await;
+    // 503 twice, then the app answers: succeeded after 3 attempts.
+    w.demo
+        .inject(
+            FaultSpec::new([FaultResponse::status(503).retry_after(1), FaultResponse::status(503).retry_after(1)])
+                .matching("POST", "/api/users"),
+        )
+        .await
+        .unwrap();
+    w.create_user("erin@example.com").await;
+    w.settle().await;
+    let job = w.jobs().await.pop().unwrap();
+    assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 3), "{job:?}");
+    assert!(w.app_user("erin@example.com").await.is_some());
+
+    // 400: failed at once, with the app's error.
+    w.demo
+        .inject(
+            FaultSpec::new([FaultResponse::status(400).body(json!({"error": "email domain not allowed"}))])
+                .matching("POST", "/api/users"),
+        )
+        .await
+        .unwrap();
+    w.create_user("frank@example.com").await;
+    w.settle().await;
+    let job = w.jobs().await.into_iter().find(|j| j.user_name.as_deref() == Some("frank@example.com")).unwrap();
+    assert_eq!((job.status.as_str(), job.attempts), ("failed", 1));
+    assert!(job.error.as_deref().unwrap_or("").contains("email domain not allowed"), "{job:?}");
+    let request = w.requests().await.into_iter().find(|r| r.id == job.request_id).unwrap();
+    assert_eq!((request.status.as_str(), request.failed), ("failed", 1));
+
+    // The same SQS message delivered twice: one call on the app.
+    w.demo.clear_events().await;
+    w.create_user("gina@example.com").await;
+    let sqs = w.stack.sqs();
+    let received = sqs
+        .receive_message()
+        .queue_url(&w.stack.queue_url)
+        .max_number_of_messages(1)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let m = received.messages.unwrap().pop().expect("the job message");
+    let delivery = Delivery {
+        message_id: m.message_id.clone().unwrap(),
+        receipt_handle: m.receipt_handle.clone(),
+        body: m.body.clone().unwrap(),
+        receive_count: 1,
+    };
+    assert!(w.worker.handle_batch(std::slice::from_ref(&delivery)).await.is_empty());
+    // Lambda lost the ack: the message comes back and is handled again.
+    sqs.change_message_visibility()
+        .queue_url(&w.stack.queue_url)
+        .receipt_handle(m.receipt_handle.unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let polled = w.source.poll_once(&handler(w.worker.clone())).await.unwrap();
+    assert_eq!(polled.received, 1, "redelivered");
+    let posts = w.demo.events().await.into_iter().filter(|e| e.method == "POST").count();
+    assert_eq!(posts, 1, "the app saw one call");
+}
+
+#[tokio::test]
+async fn the_sweeper_delivers_what_the_send_lost() {
+    // The API's queue does not exist: its send fails after the commit.
+    let endpoint = idlcm_tests::require_env("AWS_ENDPOINT_URL");
+    let missing = format!("{}/123456789012/idlcm-missing-queue.fifo", endpoint.trim_end_matches('/'));
+    let w = World::with(Options { api_queue_url: Some(missing) }).await;
+    let (s, _) = w.call("POST", "/Users", Some(user_body("hana@example.com"))).await;
+    assert_eq!(s, 201, "the write committed");
+    let job = w.jobs().await.pop().expect("the job row");
+    assert_eq!(job.status, "queued");
+    let polled = w.source.poll_once(&|_| async { Vec::new() }).await.unwrap();
+    assert_eq!(polled.received, 0, "nothing reached the queue");
+
+    let queue = idlcm::queue::Queue::new(w.stack.sqs(), w.stack.queue_url.clone());
+    let resent = idlcm::sweeper::sweep(&w.stack.store(), &queue, Duration::ZERO).await.unwrap();
+    assert!(resent >= 1, "the sweeper re-sent the job");
+    w.settle().await;
+    assert!(w.app_user("hana@example.com").await.is_some(), "nothing was lost");
+}
+
+/// The `scim2-server` reference server from PyPI (installed by `make test` in .venv/scim).
+struct ScimServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for ScimServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_scim_server(token: &str) -> ScimServer {
+    let bin = std::env::var("IDLCM_SCIM2_SERVER")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/scim/bin/scim2-server").to_string());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(&bin)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", token])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}; run `make test` (it installs scim2-server in .venv/scim)"));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http.get(format!("{url}/ServiceProviderConfig")).bearer_auth(token).send().await.is_ok() {
+            return ScimServer { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("scim2-server did not start on {url}");
+}
+
+#[tokio::test]
+async fn the_scim_connector_drives_a_third_party_scim_server() {
+    let token = "scim-target-token";
+    let server = start_scim_server(token).await;
+    let stack = Stack::start().await;
+    let scim = stack
+        .create_integration_with(json!({
+            "name": "SCIM app",
+            "connector": {"type": "scim", "base_url": server.url, "secret": token},
+            "roles": {"attribute": "roles", "groups": [{"group": "Admins", "role": "admin", "priority": 1}]},
+            "attributes": ["userName", "name.givenName", "name.familyName", "emails[primary eq true].value"],
+        }))
+        .await;
+    let worker = Arc::new(stack.worker());
+    let source = stack.event_source();
+    let settle = || settle(&stack, &worker, &source, &scim.id, SETTLE);
+    let target = |filter: &str| {
+        let url = format!("{}/Users?filter={}", server.url, urlencoding::encode(filter));
+        async move {
+            let v: Value =
+                reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            v["Resources"].as_array().cloned().unwrap_or_default()
+        }
+    };
+
+    let (s, u) = scim.call(&stack.http, "POST", "/Users", Some(user_body("ivan@example.com"))).await;
+    assert_eq!(s, 201);
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (_, g) = scim
+        .call(&stack.http, "POST", "/Groups", Some(json!({"displayName": "Admins", "members": [{"value": uid}]})))
+        .await;
+    assert!(g["id"].is_string());
+    settle().await;
+    let found = target("userName eq \"ivan@example.com\"").await;
+    assert_eq!(found.len(), 1, "provisioned in the SCIM app");
+    assert_eq!(found[0]["roles"][0]["value"], "admin");
+    assert_eq!(found[0]["active"], true);
+
+    let (s, _) = scim
+        .call(
+            &stack.http,
+            "PATCH",
+            &format!("/Users/{uid}"),
+            Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    settle().await;
+    assert_eq!(target("userName eq \"ivan@example.com\"").await[0]["active"], false);
+
+    let (s, _) = scim.call(&stack.http, "DELETE", &format!("/Users/{uid}"), None).await;
+    assert_eq!(s, 204);
+    settle().await;
+    assert!(target("userName eq \"ivan@example.com\"").await.is_empty(), "deprovisioned");
+}
+
+#[tokio::test]
+async fn the_webhook_is_signed_and_its_202_waits_for_the_callback() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use tokio::sync::mpsc;
+
+    let secret = "robot-shared-secret";
+    let (tx, mut rx) = mpsc::unbounded_channel::<(HeaderMap, Bytes)>();
+    let robot = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                tx.send((headers, body)).unwrap();
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let robot_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, robot).await.unwrap() });
+
+    let stack = Stack::start().await;
+    let hook = stack
+        .create_integration_with(json!({
+            "name": "Robot app",
+            "connector": {"type": "webhook", "url": robot_url, "secret": secret},
+            "attributes": ["userName"],
+        }))
+        .await;
+    let (s, _) = hook.call(&stack.http, "POST", "/Users", Some(user_body("judy@example.com"))).await;
+    assert_eq!(s, 201);
+    let worker = stack.worker();
+    let source = stack.event_source();
+    let handler = |batch: Vec<Delivery>| {
+        let worker = &worker;
+        async move { worker.handle_batch(&batch).await }
+    };
+    let mut delivered = None;
+    for _ in 0..20 {
+        source.poll_once(&handler).await.unwrap();
+        if let Ok(d) = rx.try_recv() {
+            delivered = Some(d);
+            break;
+        }
+    }
+    let (headers, body) = delivered.expect("the robot got the job");
+    let signature = headers["x-idlcm-signature"].to_str().unwrap();
+    {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(&body);
+        assert_eq!(signature, format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "signature verifies");
+    }
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["action"], "provision");
+    assert_eq!(payload["user"]["userName"], "judy@example.com");
+    assert_eq!(payload["before"], Value::Null);
+    assert_eq!(payload["after"]["active"], true);
+    let job_id = payload["job_id"].as_str().unwrap().to_string();
+
+    let job = |id: String| {
+        let store = stack.store();
+        let iid = hook.id.clone();
+        async move { store.get_job(&iid, &id).await.unwrap().unwrap() }
+    };
+    assert_eq!(job(job_id.clone()).await.status, "running", "202 leaves the job in progress");
+
+    // The robot calls back, signed the same way. A wrong signature is refused.
+    let callback = format!("{}/callbacks/{}/jobs/{job_id}", stack.api_url, hook.id);
+    let report = json!({"status": "succeeded", "detail": "account created by the robot"}).to_string();
+    let resp =
+        stack.http.post(&callback).header("x-idlcm-signature", "sha256=00").body(report.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let sig = idlcm::connector::webhook::sign(secret.as_bytes(), report.as_bytes());
+    let resp = stack.http.post(&callback).header("x-idlcm-signature", sig).body(report).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let done = job(job_id).await;
+    assert_eq!((done.status.as_str(), done.detail.as_deref()), ("succeeded", Some("account created by the robot")));
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_thousand_member_patch_provisions_everyone() {
+    const N: usize = 1000;
+    let w = World::new().await;
+    let admins = w.create_group("App Admins").await;
+    let uids = seed_users(&w, N).await;
+    let calls_before = w.stack.api_calls.get();
+    let value: Vec<Value> = uids.iter().map(|u| json!({"value": u})).collect();
+    let started = Instant::now();
+    let (s, v) = w
+        .call(
+            "PATCH",
+            &format!("/Groups/{admins}"),
+            Some(patch(json!([{"op": "add", "path": "members", "value": value}]))),
+        )
+        .await;
+    let took = started.elapsed();
+    let calls = w.stack.api_calls.get() - calls_before;
+    assert_eq!(s, 204, "{v}");
+    println!("PATCH adding {N} members: answered in {} ms with {calls} AWS calls", took.as_millis());
+    assert!(took < Duration::from_secs(29), "the API Gateway limit is 30 s; took {took:?}");
+
+    // Several pollers, as Lambda scales out over FIFO message groups.
+    let started = Instant::now();
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (source, worker, demo) = (w.stack.event_source(), w.worker.clone(), w.demo.app().clone());
+            tokio::spawn(async move {
+                let done =
+                    || async { demo.users().await.iter().filter(|u| u.role.as_deref() == Some("admin")).count() == N };
+                source.run_until(handler(worker), done, Duration::from_secs(900)).await
+            })
+        })
+        .collect();
+    for p in pollers {
+        assert!(p.await.unwrap(), "every user reached the app");
+    }
+    println!("{N} jobs applied in {} ms by 4 pollers", started.elapsed().as_millis());
+    let users = w.demo.users().await;
+    assert_eq!(users.len(), N);
+    assert!(users.iter().all(|u| u.role.as_deref() == Some("admin") && u.active));
+}
+
+/// Stores `n` active users exactly as `POST /Users` would (resource, uniqueness rows, desired
+/// assignment), but with BatchWriteItem: moto copies the whole table on every transaction, so
+/// 1,000 transactional creates take minutes on the emulator (not on DynamoDB). The PATCH under
+/// test takes the real path.
+async fn seed_users(w: &World, n: usize) -> Vec<String> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use idlcm::assignment::effective::effective;
+    use idlcm::integration::IntegrationConfig;
+    use idlcm::scim::{resource::normalise, schema::USER_TYPE};
+    use idlcm::store::provisioning::AssignRow;
+    use idlcm::store::resources::{Kind, Stored};
+
+    let cfg = IntegrationConfig::from_json(demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
+    let now = idlcm::service::now();
+    let mut ids = Vec::with_capacity(n);
+    let mut items = Vec::new();
+    for i in 0..n {
+        let doc = normalise(&USER_TYPE, user_body(&format!("bulk{i:04}@example.com"))).unwrap();
+        let stored = Stored {
+            id: ulid::Ulid::new().to_string(),
+            doc,
+            version: 1,
+            created: now.clone(),
+            last_modified: now.clone(),
+        };
+        items.extend(stored.items(&w.scim.id, Kind::User).unwrap());
+        let desired = effective(&stored.doc, &[], &cfg);
+        items.push(serde_dynamo::to_item(AssignRow::new(&w.scim.id, &stored.id, Some(&desired), 1, &now)).unwrap());
+        ids.push(stored.id);
+    }
+    let client = aws_sdk_dynamodb::Client::new(&w.stack.aws);
+    for chunk in items.chunks(25) {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap())
+                    .build()
+            })
+            .collect();
+        while !requests.is_empty() {
+            let out = client.batch_write_item().request_items(&w.stack.table, requests).send().await.unwrap();
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&w.stack.table)).unwrap_or_default();
+        }
+    }
+    ids
+}

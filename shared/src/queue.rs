@@ -73,7 +73,10 @@ impl Queue {
                     .ok()
             })
             .collect();
-        match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+        let started = std::time::Instant::now();
+        let result = self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await;
+        tracing::debug!(messages = batch.len(), ms = started.elapsed().as_millis() as u64, "SendMessageBatch");
+        match result {
             Ok(out) => out
                 .failed()
                 .iter()

@@ -88,6 +88,7 @@ impl EventSource {
     }
 
     /// Polls until `done()` holds or `timeout` passes; returns whether `done()` held.
+    /// `done()` is asked only when a poll comes back empty (the queue is idle for now).
     pub async fn run_until<F, Fut, D, DFut>(&self, handler: F, done: D, timeout: Duration) -> bool
     where
         F: Fn(Vec<Delivery>) -> Fut,
@@ -97,12 +98,17 @@ impl EventSource {
     {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if done().await {
-                return true;
-            }
-            if let Err(e) = self.poll_once(&handler).await {
-                eprintln!("event source: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.poll_once(&handler).await {
+                Ok(p) if p.received == 0 => {
+                    if done().await {
+                        return true;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("event source: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
         done().await

@@ -21,7 +21,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub aws: aws_config::SdkConfig,
     pub table: String,
-    /// This stack's own job queue (a copy of the template's, so parallel tests never share messages).
+    /// This stack's own table and job queue (copies of the template's, so parallel tests never
+    /// share data or messages).
     pub queue_url: String,
     /// Counts the AWS calls the API made.
     pub api_calls: aws_calls::Counter,
@@ -95,6 +96,44 @@ pub async fn clone_job_queue(sqs: &aws_sdk_sqs::Client, template_url: &str) -> S
     create.send().await.expect("create job queue").queue_url.expect("queue url")
 }
 
+/// A fresh table with the key schema and indexes of the template's table, so every test has
+/// its own (the emulator copies a whole table on each transaction: small tables stay fast).
+pub async fn clone_table(dynamodb: &aws_sdk_dynamodb::Client, template_table: &str) -> String {
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, Projection};
+    let desc = dynamodb
+        .describe_table()
+        .table_name(template_table)
+        .send()
+        .await
+        .expect("DescribeTable on the template's table")
+        .table
+        .expect("table description");
+    let name = format!("test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let gsis: Vec<GlobalSecondaryIndex> = desc
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            GlobalSecondaryIndex::builder()
+                .index_name(g.index_name().unwrap_or_default())
+                .set_key_schema(Some(g.key_schema().to_vec()))
+                .projection(g.projection().cloned().unwrap_or_else(|| Projection::builder().build()))
+                .build()
+                .expect("GSI")
+        })
+        .collect();
+    dynamodb
+        .create_table()
+        .table_name(&name)
+        .set_key_schema(Some(desc.key_schema().to_vec()))
+        .set_attribute_definitions(Some(desc.attribute_definitions().to_vec()))
+        .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("CreateTable");
+    name
+}
+
 /// How to start a stack.
 #[derive(Default)]
 pub struct Options {
@@ -115,8 +154,8 @@ impl Stack {
             .with_test_writer()
             .try_init();
         require_env("AWS_ENDPOINT_URL");
-        let table = require_env("IDLCM_TABLE");
         let aws = idlcm::config::aws_config().await;
+        let table = clone_table(&aws_sdk_dynamodb::Client::new(&aws), &require_env("IDLCM_TABLE")).await;
         let queue_url = clone_job_queue(&aws_sdk_sqs::Client::new(&aws), &require_env("IDLCM_JOBS_QUEUE_URL")).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let api_url = format!("http://{}", listener.local_addr().expect("local addr"));

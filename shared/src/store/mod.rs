@@ -82,7 +82,14 @@ impl Store {
         debug_assert!(items.len() <= MAX_TRANSACTION_ITEMS);
         let mut delay = Duration::from_millis(20);
         for attempt in 0.. {
+            let started = std::time::Instant::now();
             let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            tracing::debug!(
+                actions = items.len(),
+                ms = started.elapsed().as_millis() as u64,
+                ok = result.is_ok(),
+                "TransactWriteItems"
+            );
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
@@ -179,6 +186,7 @@ impl Store {
                     .consistent_read(true)
                     .build()
                     .map_err(|e| StoreError::Malformed(e.to_string()))?;
+                let started = std::time::Instant::now();
                 let out = self
                     .client
                     .batch_get_item()
@@ -186,6 +194,7 @@ impl Store {
                     .send()
                     .await
                     .map_err(|e| StoreError::aws("BatchGetItem", e))?;
+                tracing::debug!(keys = pending.len(), ms = started.elapsed().as_millis() as u64, "BatchGetItem");
                 if let Some(mut r) = out.responses {
                     found.extend(r.remove(&self.table).unwrap_or_default());
                 }

@@ -120,6 +120,25 @@ impl Stored {
         };
         Ok(Stored { id: row.id, doc, version: row.version, created: row.created, last_modified: row.last_modified })
     }
+
+    /// The DynamoDB items of this resource: its row and its uniqueness rows (for imports that
+    /// write with BatchWriteItem; ordinary writes go through the transactions below).
+    pub fn items(&self, iid: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
+        let row = ResourceRow {
+            pk: keys::integration_pk(iid),
+            sk: kind.sk(&self.id),
+            id: self.id.clone(),
+            doc: Value::Object(self.doc.clone()).to_string(),
+            version: self.version,
+            created: self.created.clone(),
+            last_modified: self.last_modified.clone(),
+        };
+        let mut items = vec![to_item(&row)?];
+        for (_, sk) in unique_keys(kind, &self.doc) {
+            items.push(to_item(&UniqueRow { pk: keys::integration_pk(iid), sk, id: self.id.clone() })?);
+        }
+        Ok(items)
+    }
 }
 
 impl Store {
@@ -130,16 +149,8 @@ impl Store {
         r: &Stored,
         condition: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let row = ResourceRow {
-            pk: keys::integration_pk(iid),
-            sk: kind.sk(&r.id),
-            id: r.id.clone(),
-            doc: Value::Object(r.doc.clone()).to_string(),
-            version: r.version,
-            created: r.created.clone(),
-            last_modified: r.last_modified.clone(),
-        };
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(&row)?));
+        let item = r.items(iid, kind)?.swap_remove(0);
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         put = match condition {
             None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", keys::PK),
             Some(v) => put
