@@ -376,16 +376,17 @@ async fn start_scim_server(token: &str) -> ScimServer {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{bin}: {e}; run `make test` (it installs scim2-server in .venv/scim)"));
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    // Owned at once: dropped (killed and reaped) on every path, panics included.
+    let server = ScimServer { child, url: format!("http://127.0.0.1:{port}") };
+    let http = idlcm::connector::http_client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if http.get(format!("{url}/ServiceProviderConfig")).bearer_auth(token).send().await.is_ok() {
-            return ScimServer { child, url };
+        if http.get(format!("{}/ServiceProviderConfig", server.url)).bearer_auth(token).send().await.is_ok() {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("scim2-server did not start on {url}");
+    panic!("scim2-server did not start on {}", server.url);
 }
 
 #[tokio::test]
@@ -408,7 +409,7 @@ async fn the_scim_connector_drives_a_third_party_scim_server() {
         let url = format!("{}/Users?filter={}", server.url, urlencoding::encode(filter));
         async move {
             let v: Value =
-                reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+                idlcm::connector::http_client().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
             v["Resources"].as_array().cloned().unwrap_or_default()
         }
     };
