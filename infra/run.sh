@@ -3,7 +3,11 @@
 #   moto (DynamoDB, SQS) on IDLCM_MOTO_PORT (5055), with template.yaml's table and queues
 #   cargo lambda watch on IDLCM_API_PORT (9000): the API at
 #     http://127.0.0.1:$IDLCM_API_PORT/lambda-url/scim-api
-#   a demo integration, created through the admin API
+#   the worker and sweeper under the same watch server, fed by tests/bin/local_event_source.rs
+#     (the SQS event source mapping and the sweeper's schedule, as Lambda runs them)
+#   the demo target app (tests/bin/demo_app.rs) on IDLCM_DEMO_PORT (8090): http://127.0.0.1:8090/
+#   a demo integration (infra/demo-integration.json: the http connector, driving the demo app),
+#     created through the admin API
 # Once the API answers, $IDLCM_STATE_DIR/local.json (state dir default .idlcm) holds
 #   { "api_url", "admin_token", "aws_endpoint_url",
 #     "demo": { "id", "scim_base_url", "scim_token" } }   (DESIGN.md section 5)
@@ -19,6 +23,7 @@ cd "$ROOT"
 
 MOTO_PORT="${IDLCM_MOTO_PORT:-5055}"
 API_PORT="${IDLCM_API_PORT:-9000}"
+DEMO_PORT="${IDLCM_DEMO_PORT:-8090}"
 STATE_DIR="${IDLCM_STATE_DIR:-.idlcm}"
 [[ "$STATE_DIR" == /* ]] || STATE_DIR="$ROOT/$STATE_DIR"
 DETACH="${IDLCM_DETACH:-0}"
@@ -34,7 +39,7 @@ die() {
 
 # --- cleanup -----------------------------------------------------------------
 
-watch_sid="" build_sid="" tail_pid="" child_pid="" moto_started=0
+watch_sid="" build_sid="" tail_pid="" child_pid="" demo_sid="" source_sid="" moto_started=0
 
 # Stop every process of a session started with setsid (a command and all its
 # children, whatever process groups they make): TERM, then KILL after 10 s.
@@ -66,9 +71,17 @@ cleanup() {
   if [[ -n "$build_sid" ]]; then
     kill_session "$build_sid"
   fi
+  if [[ -n "$source_sid" ]]; then
+    kill_session "$source_sid"
+    say "stopped the event source"
+  fi
   if [[ -n "$watch_sid" ]]; then
     kill_session "$watch_sid"
     say "stopped cargo lambda watch"
+  fi
+  if [[ -n "$demo_sid" ]]; then
+    kill_session "$demo_sid"
+    say "stopped the demo app"
   fi
   # local.json describes a running stack: not any more.
   rm -f "$STATE_DIR/watch.pid" "$STATE_DIR/local.json" "$STATE_DIR/demo.json"
@@ -105,6 +118,7 @@ sys.exit(1 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 0)
 EOF
 }
 port_free "$API_PORT" || die "port $API_PORT on 127.0.0.1 is in use: set IDLCM_API_PORT"
+port_free "$DEMO_PORT" || die "port $DEMO_PORT on 127.0.0.1 is in use: set IDLCM_DEMO_PORT"
 
 say "bootstrap"
 run_waited infra/bootstrap.sh
@@ -141,11 +155,21 @@ export IDLCM_ADMIN_TOKEN_SHA256
 export IDLCM_PUBLIC_URL="$api_url"
 export RUST_LOG="${RUST_LOG:-info}"
 
-say "cargo build --bin scim-api"
-setsid cargo build --bin scim-api </dev/null &
+bins=(--bin scim-api --bin worker --bin sweeper --bin demo_app --bin local_event_source)
+say "cargo build ${bins[*]}"
+setsid cargo build "${bins[@]}" </dev/null &
 build_sid=$!
-wait "$build_sid" || die "cargo build --bin scim-api failed"
+wait "$build_sid" || die "cargo build failed"
 build_sid=""
+
+# --- demo target app ----------------------------------------------------------------
+
+demo_key="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+demo_url="http://127.0.0.1:$DEMO_PORT"
+DEMO_APP_API_KEY="$demo_key" DEMO_APP_ADDR="127.0.0.1:$DEMO_PORT" \
+  setsid target/debug/demo_app >"$STATE_DIR/demo-app.log" 2>&1 </dev/null &
+demo_sid=$!
+say "demo app on $demo_url (log $STATE_DIR/demo-app.log)"
 
 watch_args=(lambda watch -A 127.0.0.1 -P "$API_PORT")
 [[ "$NO_RELOAD" == 1 ]] && watch_args+=(--ignore-changes)
@@ -163,24 +187,15 @@ rm -f "$demo_json"
 # The admin token goes to Python through the environment (not argv), and only now
 # that cargo lambda watch, whose environment the function gets, is started.
 export IDLCM_RUN_ADMIN_TOKEN="$admin_token"
-if ! run_waited python3 - "$api_url" "$demo_json" "$watch_sid" "$READY_TIMEOUT" <<'EOF'; then
+export IDLCM_RUN_DEMO_KEY="$demo_key"
+if ! run_waited python3 - "$api_url" "$demo_json" "$watch_sid" "$READY_TIMEOUT" "$demo_url" <<'EOF'; then
 import json, os, sys, time, urllib.error, urllib.request
 
-api_url, out_path, watch_pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+api_url, out_path, watch_pid, timeout, demo_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 token = os.environ["IDLCM_RUN_ADMIN_TOKEN"]
-body = json.dumps({
-    "name": "Demo app",
-    "connector": {"type": "webhook", "url": "http://127.0.0.1:9/unused", "secret": "demo"},
-    "roles": {
-        "attribute": "roles",
-        "groups": [
-            {"group": "App Admins", "role": "admin", "priority": 20},
-            {"group": "App Users", "role": "user", "priority": 10},
-        ],
-        "default": None,
-    },
-    "attributes": ["userName", "emails[primary eq true].value", "name.givenName", "name.familyName"],
-}).encode()
+with open("infra/demo-integration.json") as f:
+    template = f.read()
+body = template.replace("@DEMO_URL@", demo_url).replace("@DEMO_KEY@", os.environ["IDLCM_RUN_DEMO_KEY"]).encode()
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 start = time.monotonic()
 deadline = start + timeout
@@ -232,9 +247,9 @@ EOF
   die "the API did not come up"
 fi
 
-python3 - "$demo_json" "$STATE_DIR/local.json" "$api_url" "$AWS_ENDPOINT_URL" <<'EOF'
+python3 - "$demo_json" "$STATE_DIR/local.json" "$api_url" "$AWS_ENDPOINT_URL" "$demo_url" <<'EOF'
 import json, os, sys
-demo_path, out_path, api_url, aws_endpoint_url = sys.argv[1:5]
+demo_path, out_path, api_url, aws_endpoint_url, demo_url = sys.argv[1:6]
 with open(demo_path) as f:
     demo = json.load(f)
 local = {
@@ -242,6 +257,7 @@ local = {
     "admin_token": os.environ["IDLCM_RUN_ADMIN_TOKEN"],
     "aws_endpoint_url": aws_endpoint_url,
     "demo": {"id": demo["id"], "scim_base_url": demo["scim_base_url"], "scim_token": demo["token"]},
+    "demo_app": {"url": demo_url},
 }
 tmp = out_path + ".tmp"
 with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
@@ -250,6 +266,13 @@ with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
 os.replace(tmp, out_path)
 EOF
 rm -f "$demo_json"
+
+# --- event source: the worker and the sweeper, fed as Lambda would ----------------------
+
+IDLCM_LAMBDA_ENDPOINT="http://127.0.0.1:$API_PORT" IDLCM_SWEEP_EVERY_SECONDS="${IDLCM_SWEEP_EVERY_SECONDS:-60}" \
+  setsid target/debug/local_event_source >"$STATE_DIR/event-source.log" 2>&1 </dev/null &
+source_sid=$!
+say "event source feeding the worker (log $STATE_DIR/event-source.log)"
 
 scim_base_url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_base_url"])' "$STATE_DIR/local.json")"
 scim_token="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_token"])' "$STATE_DIR/local.json")"
@@ -262,13 +285,18 @@ idlcm is running on 127.0.0.1
   SCIM base URL:   $scim_base_url   (integration "Demo app")
   SCIM token:      $scim_token
   all of it in:    $STATE_DIR/local.json
-  logs:            $STATE_DIR/watch.log (API), $STATE_DIR/moto.log (AWS emulator)
+  demo app:        $demo_url   (open it in a browser: the users idlcm provisioned)
+  logs:            $STATE_DIR/watch.log (API, worker, sweeper), $STATE_DIR/event-source.log,
+                   $STATE_DIR/demo-app.log, $STATE_DIR/moto.log (AWS emulator)
 
 Create a user:
   curl -sS -X POST '$scim_base_url/Users' \\
     -H 'Authorization: Bearer $scim_token' \\
     -H 'Content-Type: application/scim+json' \\
     -d '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","name":{"givenName":"Alice","familyName":"Example"},"emails":[{"value":"alice@example.com","primary":true}],"active":true}'
+
+then see her in the demo app:
+  curl -sS -H 'Authorization: Bearer $demo_key' $demo_url/api/users
 
 EOF
 
@@ -283,6 +311,8 @@ else
 fi
 while true; do
   kill -0 "$watch_sid" 2>/dev/null || die "cargo lambda watch exited; see $STATE_DIR/watch.log"
+  kill -0 "$demo_sid" 2>/dev/null || die "the demo app exited; see $STATE_DIR/demo-app.log"
+  kill -0 "$source_sid" 2>/dev/null || die "the event source exited; see $STATE_DIR/event-source.log"
   if [[ "$DETACH" == 1 ]] && ! kill -0 "$PARENT_PID" 2>/dev/null; then
     say "parent process $PARENT_PID is gone: stopping"
     exit 0

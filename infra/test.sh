@@ -18,6 +18,7 @@ TEST_MOTO_PORT=5056
 TEST_STATE_DIR="$ROOT/target/idlcm-test"
 CONF_MOTO_PORT=5057
 CONF_API_PORT=9001
+CONF_DEMO_PORT=8091
 CONF_STATE_DIR="$ROOT/target/idlcm-conformance"
 READY_TIMEOUT=600
 STAGES=(bootstrap fmt clippy moto cargo-test conformance cfn-lint)
@@ -157,7 +158,7 @@ stage_conformance() {
   mkdir -p "$CONF_STATE_DIR" || return
   rm -f "$CONF_STATE_DIR/local.json" || return
   say "starting infra/run.sh (moto :$CONF_MOTO_PORT, API :$CONF_API_PORT, log $CONF_STATE_DIR/run.log)"
-  IDLCM_MOTO_PORT=$CONF_MOTO_PORT IDLCM_API_PORT=$CONF_API_PORT \
+  IDLCM_MOTO_PORT=$CONF_MOTO_PORT IDLCM_API_PORT=$CONF_API_PORT IDLCM_DEMO_PORT=$CONF_DEMO_PORT \
     IDLCM_STATE_DIR="$CONF_STATE_DIR" IDLCM_DETACH=1 IDLCM_NO_RELOAD=1 \
     infra/run.sh >"$CONF_STATE_DIR/run.log" 2>&1 </dev/null &
   run_pid=$!

@@ -236,44 +236,16 @@ impl Stack {
     }
 }
 
-/// The demo app's integration: the `http` connector with templates for its REST API, roles
-/// from the core `roles` attribute or the groups "App Admins" (admin) and "App Users" (user).
+/// The demo app's integration (`infra/demo-integration.json`, which `make run` uses too): the
+/// `http` connector with templates for its REST API, roles from the core `roles` attribute or
+/// the groups "App Admins" (admin) and "App Users" (user).
 pub fn demo_integration(name: &str, demo_url: &str, api_key: &str) -> Value {
-    let body = json!({
-        "email": "{{ attributes.email }}",
-        "given_name": "{{ attributes.given_name }}",
-        "family_name": "{{ attributes.family_name }}",
-        "role": "{{ role }}",
-        "active": "{{ active }}",
-    });
-    json!({
-        "name": name,
-        "connector": {
-            "type": "http",
-            "base_url": demo_url,
-            "secret": api_key,
-            "headers": {"Authorization": "Bearer {{ secret }}"},
-            "operations": {
-                "provision": {"method": "POST", "path": "/api/users", "body": body, "capture_id": "/id"},
-                "update": {"method": "PUT", "path": "/api/users/{{ app_id }}", "body": body},
-                "deactivate": {"method": "POST", "path": "/api/users/{{ app_id }}/deactivate"},
-                "deprovision": {"method": "DELETE", "path": "/api/users/{{ app_id }}"},
-            },
-        },
-        "roles": {
-            "attribute": "roles",
-            "groups": [
-                {"group": "App Admins", "role": "admin", "priority": 20},
-                {"group": "App Users", "role": "user", "priority": 10},
-            ],
-            "default": null,
-        },
-        "attributes": [
-            {"path": "emails[primary eq true].value", "name": "email"},
-            {"path": "name.givenName", "name": "given_name"},
-            {"path": "name.familyName", "name": "family_name"},
-        ],
-    })
+    let text = include_str!("../../infra/demo-integration.json")
+        .replace("@DEMO_URL@", demo_url)
+        .replace("@DEMO_KEY@", api_key);
+    let mut v: Value = serde_json::from_str(&text).expect("infra/demo-integration.json");
+    v["name"] = json!(name);
+    v
 }
 
 impl Integration {
