@@ -617,3 +617,25 @@ async fn seed_users(w: &World, n: usize) -> Vec<String> {
     }
     ids
 }
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_ends_failed_with_its_last_error() {
+    let mut w = World::new().await;
+    // The worker gives up on the queue's last receive (here 2); SQS then redrives the message.
+    let max_receives = 2;
+    Arc::get_mut(&mut w.worker).expect("one owner").max_receives = max_receives;
+    w.demo
+        .inject(
+            FaultSpec::new((0..4).map(|_| FaultResponse::status(503).retry_after(0))).matching("POST", "/api/users"),
+        )
+        .await
+        .unwrap();
+    w.create_user("kim@example.com").await;
+    w.settle().await;
+    let job = w.jobs().await.pop().unwrap();
+    assert_eq!(job.status, "failed");
+    assert_eq!(job.attempts, max_receives);
+    let error = job.error.unwrap_or_default();
+    assert!(error.contains("gave up after 2 attempts") && error.contains("503"), "{error}");
+    assert!(w.app_user("kim@example.com").await.is_none());
+}
