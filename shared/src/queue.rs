@@ -13,9 +13,24 @@ pub struct JobMessage {
     pub integration_id: String,
     pub job_id: String,
     pub user_id: String,
+    /// Bumped by an admin retry, so SQS does not drop the new message as a duplicate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobMessage {
+    pub fn new(integration_id: &str, job_id: &str, user_id: &str) -> Self {
+        Self { integration_id: integration_id.into(), job_id: job_id.into(), user_id: user_id.into(), retry: 0 }
+    }
+
+    pub fn dedup_id(&self) -> String {
+        if self.retry == 0 { self.job_id.clone() } else { format!("{}.retry{}", self.job_id, self.retry) }
+    }
+
     pub fn group_id(&self) -> String {
         format!("{}:{}", self.integration_id, self.user_id)
     }
@@ -68,7 +83,7 @@ impl Queue {
                     .id(i.to_string())
                     .message_body(serde_json::to_string(m).ok()?)
                     .message_group_id(m.group_id())
-                    .message_deduplication_id(&m.job_id)
+                    .message_deduplication_id(m.dedup_id())
                     .build()
                     .ok()
             })

@@ -20,14 +20,8 @@ pub async fn sweep(store: &Store, queue: &Queue, grace: Duration) -> Result<usiz
         if jobs.is_empty() {
             break;
         }
-        let messages: Vec<JobMessage> = jobs
-            .iter()
-            .map(|j| JobMessage {
-                integration_id: j.integration_id.clone(),
-                job_id: j.id.clone(),
-                user_id: j.user_id.clone(),
-            })
-            .collect();
+        let messages: Vec<JobMessage> =
+            jobs.iter().map(|j| JobMessage::new(&j.integration_id, &j.id, &j.user_id)).collect();
         let unsent = queue.send(&messages).await;
         if unsent > 0 {
             tracing::warn!(unsent, "sweeper could not send every job; the next run tries again");

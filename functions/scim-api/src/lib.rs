@@ -50,7 +50,18 @@ pub fn router(state: AppState) -> Router {
     use http::handlers as h;
     let scim = "/scim/v2/{iid}";
     Router::new()
-        .route("/admin/integrations", post(h::admin_create_integration))
+        .route("/admin/integrations", post(h::admin_create_integration).get(h::admin_list_integrations))
+        .route(
+            "/admin/integrations/{id}",
+            get(h::admin_get_integration).put(h::admin_update_integration).delete(h::admin_delete_integration),
+        )
+        .route("/admin/integrations/{id}/tokens", post(h::admin_issue_token))
+        .route("/admin/integrations/{id}/tokens/{token_id}", axum::routing::delete(h::admin_revoke_token))
+        .route("/admin/integrations/{id}/activity", get(h::admin_activity))
+        .route("/admin/integrations/{id}/activity/{request_id}", get(h::admin_activity_detail))
+        .route("/admin/integrations/{id}/users/{user}/activity", get(h::admin_user_activity))
+        .route("/admin/integrations/{id}/jobs/{job_id}/retry", post(h::admin_retry_job))
+        .route("/activity", get(h::activity_page))
         .route("/callbacks/{iid}/jobs/{job_id}", post(h::job_callback))
         .route(&format!("{scim}/Users"), get(h::users_list).post(h::users_create))
         .route(&format!("{scim}/Users/"), get(h::users_list).post(h::users_create))

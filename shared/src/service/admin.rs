@@ -7,6 +7,7 @@ use crate::auth;
 use crate::error::{ScimError, ScimResult};
 use crate::integration::IntegrationConfig;
 use crate::store::Store;
+use crate::store::integrations::IntegrationRecord;
 
 /// Checks an integration configuration (DESIGN.md §5); returns its name and the JSON to store
 /// (as given: keys added by later versions keep their meaning).
@@ -29,6 +30,104 @@ pub async fn create_integration(store: &Store, api_url: &str, body: Value) -> Sc
         201,
         json!({ "id": id, "name": name, "scim_base_url": format!("{api_url}/scim/v2/{id}"), "token": token }),
     ))
+}
+
+/// The configuration as the admin API shows it: inline secrets replaced by `***`.
+fn redacted(config: &Value) -> Value {
+    let mut c = config.clone();
+    if let Some(secret) = c.get_mut("connector").and_then(|k| k.get_mut("secret")).filter(|s| !s.is_null()) {
+        *secret = json!(crate::connector::REDACTED);
+    }
+    c
+}
+
+/// Token ids: the first 12 hex digits of the token's hash (enough to name it, useless to use it).
+fn token_id(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
+fn integration_json(r: &IntegrationRecord, api_url: &str) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "created": r.created,
+        "scim_base_url": format!("{api_url}/scim/v2/{}", r.id),
+        "config": redacted(&r.config_json()),
+        "tokens": r.token_hashes.iter().map(|h| json!({ "id": token_id(h) })).collect::<Vec<_>>(),
+    })
+}
+
+async fn load(store: &Store, id: &str) -> ScimResult<IntegrationRecord> {
+    store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))
+}
+
+/// `GET /admin/integrations`.
+pub async fn list_integrations(store: &Store, api_url: &str) -> ScimResult<Reply> {
+    let all = store.list_integrations().await?;
+    Ok(Reply::json(200, json!({ "items": all.iter().map(|r| integration_json(r, api_url)).collect::<Vec<_>>() })))
+}
+
+/// `GET /admin/integrations/{id}`.
+pub async fn get_integration(store: &Store, api_url: &str, id: &str) -> ScimResult<Reply> {
+    Ok(Reply::json(200, integration_json(&load(store, id).await?, api_url)))
+}
+
+/// `PUT /admin/integrations/{id}`: a new configuration. A connector `secret` of `***` (as GET
+/// shows it) keeps the stored one. Tokens are untouched.
+pub async fn update_integration(store: &Store, api_url: &str, id: &str, mut body: Value) -> ScimResult<Reply> {
+    let current = load(store, id).await?;
+    if body.get("connector").and_then(|c| c.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
+        let stored =
+            current.config_json().get("connector").and_then(|c| c.get("secret")).cloned().unwrap_or(Value::Null);
+        body["connector"]["secret"] = stored;
+    }
+    let (name, config) = validate_config(body)?;
+    if !store.update_integration(id, &name, &config).await? {
+        return Err(ScimError::not_found("no such integration"));
+    }
+    tracing::info!(integration_id = %id, "integration updated");
+    get_integration(store, api_url, id).await
+}
+
+/// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once.
+pub async fn delete_integration(store: &Store, id: &str) -> ScimResult<Reply> {
+    load(store, id).await?;
+    store.delete_integration(id).await?;
+    tracing::info!(integration_id = %id, "integration deleted");
+    Ok(Reply::no_content())
+}
+
+/// `POST /admin/integrations/{id}/tokens`: one more SCIM token (shown once). The old ones
+/// stay valid until revoked, so an IdP can be switched over without downtime.
+pub async fn issue_token(store: &Store, id: &str) -> ScimResult<Reply> {
+    for _ in 0..super::WRITE_ATTEMPTS {
+        let r = load(store, id).await?;
+        let token = auth::new_token();
+        let hash = auth::hash_token(&token);
+        let mut hashes = r.token_hashes.clone();
+        hashes.push(hash.clone());
+        if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
+            tracing::info!(integration_id = %id, token_id = %token_id(&hash), "SCIM token issued");
+            return Ok(Reply::json(201, json!({ "token_id": token_id(&hash), "token": token })));
+        }
+    }
+    Err(ScimError::unavailable("concurrent token changes; retry"))
+}
+
+/// `DELETE /admin/integrations/{id}/tokens/{token_id}`.
+pub async fn revoke_token(store: &Store, id: &str, token: &str) -> ScimResult<Reply> {
+    for _ in 0..super::WRITE_ATTEMPTS {
+        let r = load(store, id).await?;
+        let hashes: Vec<String> = r.token_hashes.iter().filter(|h| token_id(h) != token).cloned().collect();
+        if hashes.len() == r.token_hashes.len() {
+            return Err(ScimError::not_found("no such token"));
+        }
+        if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
+            tracing::info!(integration_id = %id, token_id = %token, "SCIM token revoked");
+            return Ok(Reply::no_content());
+        }
+    }
+    Err(ScimError::unavailable("concurrent token changes; retry"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The SCIM service: what each SCIM request does, as plain async functions over the
 //! [`Store`]. The `scim-api` function only translates HTTP to these calls and back.
 
+pub mod activity;
 pub mod admin;
 pub mod callback;
 pub mod discovery;

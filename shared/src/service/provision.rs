@@ -154,17 +154,16 @@ impl<'a> Provision<'a> {
                 started_at: None,
                 finished_at: None,
                 sent: None,
+                retries: 0,
                 sent_seq: None,
                 user_snapshot: plan.snapshot.as_ref().map(Value::to_string),
                 gsi1pk: Some(keys::QUEUED_GSI_PK.to_string()),
                 gsi1sk: Some(queued_gsi_sk(&self.now, ctx.integration_id, &job_id)),
+                gsi2pk: Some(keys::user_jobs_gsi_pk(ctx.integration_id, &plan.user_id)),
+                gsi2sk: Some(job_id.clone()),
             };
             actions.push(store.job_put(&job)?);
-            message = Some(JobMessage {
-                integration_id: ctx.integration_id.to_string(),
-                job_id,
-                user_id: plan.user_id.clone(),
-            });
+            message = Some(JobMessage::new(ctx.integration_id, &job_id, &plan.user_id));
         }
         Ok(UserActions { actions, message })
     }

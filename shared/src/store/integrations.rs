@@ -16,6 +16,11 @@ pub struct IntegrationRecord {
     /// SHA-256 hashes of the valid SCIM tokens (several during a rotation).
     pub token_hashes: Vec<String>,
     pub created: String,
+    /// GSI `gsi1`: all integrations, by id.
+    #[serde(default)]
+    pub gsi1pk: String,
+    #[serde(default)]
+    pub gsi1sk: String,
 }
 
 impl IntegrationRecord {
@@ -41,6 +46,8 @@ impl Store {
             config: config.to_string(),
             token_hashes: vec![token_hash],
             created,
+            gsi1pk: keys::INTEGRATIONS_GSI_PK.to_string(),
+            gsi1sk: id.to_string(),
         };
         let item = serde_dynamo::to_item(&record).map_err(|e| StoreError::Malformed(e.to_string()))?;
         self.client
@@ -53,6 +60,90 @@ impl Store {
             .await
             .map_err(|e| StoreError::aws("PutItem", e))?;
         Ok(record)
+    }
+
+    /// Every integration, by id (one key-range query on `gsi1`).
+    pub async fn list_integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#g = :g")
+                .expression_attribute_names("#g", keys::GSI1_PK)
+                .expression_attribute_values(":g", super::s(keys::INTEGRATIONS_GSI_PK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?);
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Replaces an integration's name and configuration (tokens untouched).
+    pub async fn update_integration(&self, id: &str, name: &str, config: &Value) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
+            .update_expression("SET #name = :name, config = :config")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", super::s(name))
+            .expression_attribute_values(":config", super::s(config.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// Sets the token hashes, only if they are still `expected` (no lost rotation).
+    pub async fn set_token_hashes(&self, id: &str, expected: &[String], hashes: &[String]) -> Result<bool, StoreError> {
+        let list =
+            |v: &[String]| aws_sdk_dynamodb::types::AttributeValue::L(v.iter().map(|h| super::s(h.as_str())).collect());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
+            .update_expression("SET token_hashes = :new")
+            .condition_expression("token_hashes = :old")
+            .expression_attribute_values(":new", list(hashes))
+            .expression_attribute_values(":old", list(expected))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// Deletes the integration's configuration: its SCIM endpoint and tokens stop working.
+    /// Its other rows stay for the record.
+    pub async fn delete_integration(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteItem", e))?;
+        Ok(())
     }
 
     pub async fn get_integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {

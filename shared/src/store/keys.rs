@@ -93,6 +93,15 @@ pub fn activity_gsi_pk(integration_id: &str) -> String {
     format!("ACTIVITY#{integration_id}")
 }
 
+/// GSI `gsi1`: every integration (admin listing).
+pub const INTEGRATIONS_GSI_PK: &str = "INTEGRATIONS";
+
+/// GSI `gsi2`: a user's jobs across requests, by job id (time).
+pub fn user_jobs_gsi_pk(integration_id: &str, user_id: &str) -> String {
+    format!("USERJOBS#{integration_id}#{user_id}")
+}
+pub const GSI2: &str = "gsi2";
+
 /// GSI `gsi1`, sparse: jobs still `queued`, by time, for the sweeper. Removed when a worker
 /// picks the job up.
 pub const QUEUED_GSI_PK: &str = "QUEUED";

@@ -160,6 +160,9 @@ pub struct JobRow {
     pub sent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_seq: Option<u64>,
+    /// How many times an admin retried it.
+    #[serde(default)]
+    pub retries: u32,
     /// The last SCIM resource of a deleted user (what a `deprovision` sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_snapshot: Option<String>,
@@ -167,6 +170,11 @@ pub struct JobRow {
     pub gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
+    /// The user's job history (`gsi2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
 }
 
 impl JobRow {
@@ -517,6 +525,131 @@ impl Store {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// A page of an integration's requests, newest first (GSI `gsi1`: a key-range query, never a
+    /// scan), between two request ids (ULIDs: time order), optionally of one status. Keeps
+    /// querying until `limit` items match or the range ends; returns the cursor to go on.
+    pub async fn activity_page(
+        &self,
+        iid: &str,
+        limit: usize,
+        start: Option<Item>,
+        status_: Option<&str>,
+        range: (String, String),
+    ) -> Result<(Vec<RequestRow>, Option<Item>), StoreError> {
+        let mut out = Vec::new();
+        let mut start = start;
+        for _ in 0..50 {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#g = :g AND #s BETWEEN :from AND :to")
+                .expression_attribute_names("#g", keys::GSI1_PK)
+                .expression_attribute_names("#s", keys::GSI1_SK)
+                .expression_attribute_values(":g", s(keys::activity_gsi_pk(iid)))
+                .expression_attribute_values(":from", s(&range.0))
+                .expression_attribute_values(":to", s(&range.1))
+                .scan_index_forward(false)
+                .limit((limit - out.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some(st) = status_ {
+                q = q
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(st));
+            }
+            let page = q.send().await.map_err(|e| StoreError::aws("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if out.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        Ok((out, start))
+    }
+
+    /// A page of one user's jobs across requests, newest first (GSI `gsi2`).
+    pub async fn user_jobs_page(
+        &self,
+        iid: &str,
+        user_id: &str,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<(Vec<JobRow>, Option<Item>), StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("gsi2pk = :u")
+            .expression_attribute_values(":u", s(keys::user_jobs_gsi_pk(iid, user_id)))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let jobs = page.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok((jobs, page.last_evaluated_key))
+    }
+
+    /// Requests by id (BatchGetItem), in the order asked.
+    pub async fn get_requests(&self, iid: &str, ids: &[String]) -> Result<Vec<RequestRow>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let rows: Vec<RequestRow> = self
+            .batch_get(ids.iter().map(|r| key(pk.clone(), keys::request_sk(r))).collect())
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let mut by_id: HashMap<String, RequestRow> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// Puts a failed job back in the queue: `queued` again (and in the sweeper's index), and
+    /// no longer counted as failed on its request. Only a `failed` job can be retried.
+    pub async fn job_requeue(&self, job: &JobRow, now: &str) -> Result<bool, StoreError> {
+        let update = TransactWriteItem::builder()
+            .update(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::integration_pk(&job.integration_id), keys::job_sk(&job.id))))
+                    .update_expression("SET #status = :queued, gsi1pk = :q, gsi1sk = :qs, retries = if_not_exists(retries, :zero) + :one REMOVE finished_at")
+                    .condition_expression("#status = :failed")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":queued", s(status::QUEUED))
+                    .expression_attribute_values(":failed", s(status::FAILED))
+                    .expression_attribute_values(":q", s(keys::QUEUED_GSI_PK))
+                    .expression_attribute_values(":qs", s(queued_gsi_sk(now, &job.integration_id, &job.id)))
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":one", n(1))
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            )
+            .build();
+        let request = TransactWriteItem::builder()
+            .update(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::integration_pk(&job.integration_id), keys::request_sk(&job.request_id))))
+                    .update_expression("ADD failed :minus SET #status = :in_progress REMOVE finished_at")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+                    .expression_attribute_values(":in_progress", s(status::IN_PROGRESS))
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            )
+            .build();
+        match self.transact(vec![update, request]).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.condition_failed_at(0) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use idlcm::error::ScimError;
 use idlcm::scim::resource::Projection;
-use idlcm::service::{self, Ctx, admin, discovery, groups, list, users};
+use idlcm::service::{self, Ctx, activity, admin, discovery, groups, list, users};
 use idlcm::store::resources::Kind;
 
 use super::{Admin, ApiError, ApiReply, ApiResult, JsonBody, QueryParams, Scim, api_url};
@@ -75,6 +75,108 @@ pub async fn job_callback(
 ) -> ApiResult {
     let signature = headers.get("x-idlcm-signature").and_then(|h| h.to_str().ok());
     Ok(ApiReply(idlcm::service::callback::job_callback(&state.store, &iid, &job_id, signature, &body).await?))
+}
+
+fn activity_params(q: &QueryParams) -> activity::ActivityParams {
+    activity::ActivityParams {
+        limit: q.get("limit").map(String::from),
+        cursor: q.get("cursor").map(String::from),
+        status: q.get("status").map(String::from),
+        user: q.get("user").map(String::from),
+        since: q.get("since").map(String::from),
+        until: q.get("until").map(String::from),
+    }
+}
+
+pub async fn admin_list_integrations(State(state): State<AppState>, _: Admin, headers: HeaderMap) -> ApiResult {
+    Ok(ApiReply(admin::list_integrations(&state.store, &api_url(&state, &headers)).await?))
+}
+
+pub async fn admin_get_integration(
+    State(state): State<AppState>,
+    _: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(ApiReply(admin::get_integration(&state.store, &api_url(&state, &headers), &id).await?))
+}
+
+pub async fn admin_update_integration(
+    State(state): State<AppState>,
+    _: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(admin::update_integration(&state.store, &api_url(&state, &headers), &id, body).await?))
+}
+
+pub async fn admin_delete_integration(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(admin::delete_integration(&state.store, &id).await?))
+}
+
+pub async fn admin_issue_token(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(admin::issue_token(&state.store, &id).await?))
+}
+
+pub async fn admin_revoke_token(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult {
+    Ok(ApiReply(admin::revoke_token(&state.store, &id, &token_id).await?))
+}
+
+pub async fn admin_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    q: QueryParams,
+) -> ApiResult {
+    Ok(ApiReply(activity::list(&state.store, &id, &activity_params(&q)).await?))
+}
+
+pub async fn admin_activity_detail(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((id, request_id)): Path<(String, String)>,
+) -> ApiResult {
+    Ok(ApiReply(activity::detail(&state.store, &id, &request_id).await?))
+}
+
+pub async fn admin_user_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((id, user)): Path<(String, String)>,
+    q: QueryParams,
+) -> ApiResult {
+    Ok(ApiReply(activity::user_history(&state.store, &id, &user, &activity_params(&q)).await?))
+}
+
+pub async fn admin_retry_job(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((id, job_id)): Path<(String, String)>,
+) -> ApiResult {
+    Ok(ApiReply(activity::retry(&state.store, &state.queue, &id, &job_id).await?))
+}
+
+/// The Activity page: one self-contained HTML document (no CDN), which asks for the admin
+/// token and calls the admin API.
+pub async fn activity_page() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::HeaderName::from_static("content-security-policy"),
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        include_str!("../activity.html"),
+    )
+        .into_response()
 }
 
 pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
