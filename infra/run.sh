@@ -286,6 +286,7 @@ idlcm is running on 127.0.0.1
   SCIM token:      $scim_token
   all of it in:    $STATE_DIR/local.json
   demo app:        $demo_url   (open it in a browser: the users idlcm provisioned)
+  Activity page:   http://127.0.0.1:$API_PORT/lambda-url/scim-api/activity   (admin token above)
   logs:            $STATE_DIR/watch.log (API, worker, sweeper), $STATE_DIR/event-source.log,
                    $STATE_DIR/demo-app.log, $STATE_DIR/moto.log (AWS emulator)
 
@@ -305,8 +306,8 @@ EOF
 if [[ "$DETACH" == 1 ]]; then
   say "ready (detached mode: stop with SIGTERM)"
 else
-  say "ready; API log follows. Press Ctrl-C to stop."
-  tail -n 0 -F "$STATE_DIR/watch.log" &
+  say "ready. Each provisioning request is printed here when it completes; Ctrl-C stops everything."
+  tail -n +1 -F "$STATE_DIR/event-source.log" &
   tail_pid=$!
 fi
 while true; do

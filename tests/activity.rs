@@ -202,3 +202,16 @@ async fn integrations_are_kept_apart_and_tokens_rotate() {
     assert_eq!(s, 204);
     assert_eq!(other.call(&w.stack.http, "GET", "/Users", None).await.0, 401);
 }
+
+#[tokio::test]
+async fn the_activity_page_is_served_self_contained() {
+    let stack = Stack::start().await;
+    let resp = stack.http.get(format!("{}/activity", stack.api_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<label for=\"token\">Admin token</label>"));
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+}

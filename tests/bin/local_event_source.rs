@@ -3,10 +3,18 @@
 //! `ReportBatchItemFailures`, failures left to come back, redrive by SQS), and invokes the
 //! `sweeper` on a schedule. Stops on Ctrl-C / SIGTERM.
 //!
-//! Environment: `IDLCM_JOBS_QUEUE_URL`, `IDLCM_LAMBDA_ENDPOINT` (the watch server, e.g.
+//! It also prints each provisioning request once it completes (time, trigger, progress, status).
+//!
+//! Environment: `IDLCM_TABLE`, `IDLCM_JOBS_QUEUE_URL`, `IDLCM_LAMBDA_ENDPOINT` (the watch server, e.g.
 //! `http://127.0.0.1:9000`), `IDLCM_SWEEP_EVERY_SECONDS` (default 60), and the AWS variables.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use idlcm::queue::JobMessage;
+use idlcm::store::provisioning::status;
+use idlcm::store::{Store, keys};
 
 use idlcm::worker::Delivery;
 use idlcm_tests::event_source::EventSource;
@@ -50,6 +58,28 @@ async fn invoke(http: &reqwest::Client, endpoint: &str, function: &str, payload:
     Ok(body)
 }
 
+/// Prints the requests of the jobs seen so far once they are finished.
+async fn report_finished(store: &Store, watching: &Mutex<HashSet<(String, String)>>) {
+    let pending: Vec<(String, String)> = watching.lock().expect("lock").iter().cloned().collect();
+    for (iid, rid) in pending {
+        let Ok(Some(r)) = store.get_request(&iid, &rid).await else { continue };
+        if matches!(r.status.as_str(), status::REQUESTED | status::IN_PROGRESS) {
+            continue;
+        }
+        watching.lock().expect("lock").remove(&(iid, rid));
+        let time = r.finished_at.as_deref().and_then(|t| t.get(11..19)).unwrap_or("");
+        println!(
+            "{time}  {} {:<45} {}/{} succeeded{}  {}",
+            r.method,
+            r.path,
+            r.succeeded + r.superseded,
+            r.total,
+            if r.failed > 0 { format!(", {} failed", r.failed) } else { String::new() },
+            r.status
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let queue_url = env("IDLCM_JOBS_QUEUE_URL");
@@ -57,6 +87,8 @@ async fn main() {
     let sweep_every =
         Duration::from_secs(std::env::var("IDLCM_SWEEP_EVERY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
     let aws = idlcm::config::aws_config().await;
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), env("IDLCM_TABLE"));
+    let watching: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
     let source = EventSource::new(aws_sdk_sqs::Client::new(&aws), queue_url.clone());
     let queue_arn = format!("arn:aws:sqs:local:000000000000:{}", queue_url.rsplit('/').next().unwrap_or("jobs"));
     let _ = idlcm::connector::http_client(); // installs the TLS provider
@@ -64,6 +96,13 @@ async fn main() {
     println!("local-event-source: feeding {queue_url} to the worker at {endpoint}; sweeper every {sweep_every:?}");
 
     let handler = |batch: Vec<Delivery>| {
+        for d in &batch {
+            if let Ok(m) = serde_json::from_str::<JobMessage>(&d.body)
+                && let Some(rid) = keys::request_of_job(&m.job_id)
+            {
+                watching.lock().expect("lock").insert((m.integration_id.clone(), rid.to_string()));
+            }
+        }
         let (http, endpoint, event) = (http.clone(), endpoint.clone(), sqs_event(&batch, &queue_arn));
         async move {
             match invoke(&http, &endpoint, "worker", &event).await {
@@ -88,9 +127,12 @@ async fn main() {
             _ = term.recv() => break,
             polled = source.poll_once(&handler) => match polled {
                 Ok(p) if p.received > 0 => {
-                    println!("local-event-source: worker took {} job(s), {} to retry", p.received - p.failed, p.failed);
+                    if p.failed > 0 {
+                        println!("local-event-source: {} job(s) to retry", p.failed);
+                    }
+                    report_finished(&store, &watching).await;
                 }
-                Ok(_) => {}
+                Ok(_) => report_finished(&store, &watching).await,
                 Err(e) => {
                     eprintln!("local-event-source: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
