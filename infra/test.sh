@@ -186,6 +186,18 @@ stage_conformance() {
   url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_base_url"])' "$CONF_STATE_DIR/local.json")" || return
   token="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_token"])' "$CONF_STATE_DIR/local.json")" || return
   IDLCM_SCIM_TOKEN="$token" infra/conformance.sh "$url" || status=$?
+  if [[ $status -ne 0 ]]; then
+    stop_run_sh
+    say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
+    tail -n 20 "$CONF_STATE_DIR/watch.log" >&2 || true
+  fi
+  return "$status"
+}
+
+# The Activity page in headless Chromium, against the same running stack; then stop it.
+stage_browser() {
+  local status=0
+  infra/browser_test.sh "$CONF_STATE_DIR" "$ROOT/target/activity.png" || status=$?
   stop_run_sh
   if [[ $status -ne 0 ]]; then
     say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
@@ -200,4 +212,5 @@ run_stage clippy cargo clippy --workspace --all-targets -- -D warnings
 run_stage moto stage_moto
 run_stage cargo-test stage_cargo_test
 run_stage conformance stage_conformance
+run_stage browser stage_browser
 run_stage cfn-lint .venv/tools/bin/cfn-lint template.yaml

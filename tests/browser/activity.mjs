@@ -1,0 +1,81 @@
+// The Activity page as an admin uses it, in headless Chromium against the running local stack
+// (`infra/run.sh`): enter the token, see a request appear and reach succeeded, open its detail,
+// and retry a job the target app failed. Writes a screenshot to target/activity.png.
+// Usage: node activity.mjs <state dir holding local.json> <screenshot path>
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [stateDir, screenshot] = process.argv.slice(2);
+const local = JSON.parse(readFileSync(`${stateDir}/local.json`, "utf8"));
+const results = [];
+const check = async (name, fn) => {
+  try { await fn(); results.push([name, true]); console.log(`ok    ${name}`); }
+  catch (e) { results.push([name, false]); console.log(`FAIL  ${name}: ${e.message}`); throw e; }
+};
+
+async function scim(method, path, body) {
+  const resp = await fetch(local.demo.scim_base_url + path, {
+    method,
+    headers: { "Authorization": `Bearer ${local.demo.scim_token}`, "Content-Type": "application/scim+json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (resp.status >= 300) throw new Error(`${method} ${path}: ${resp.status} ${await resp.text()}`);
+  return resp.status === 204 ? null : resp.json();
+}
+const user = (name) => ({
+  schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: name, active: true,
+  name: { givenName: "Browser", familyName: "Test" }, emails: [{ value: name, primary: true }],
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const stamp = Date.now();
+  await scim("POST", "/Users", user(`browser-${stamp}@example.com`));
+
+  await check("asks for the admin token once, by label", async () => {
+    await page.goto(`${local.api_url}/activity`);
+    await page.getByLabel("Admin token").fill(local.admin_token);
+    await page.getByRole("button", { name: "Open" }).click();
+    await page.getByLabel("Integration").waitFor();
+  });
+  const only = async (name) => { await page.getByLabel("User").fill(name); await page.getByRole("button", { name: "Filter" }).click(); };
+  await check("the request appears and reaches succeeded", async () => {
+    await only(`browser-${stamp}@example.com`);
+    const row = page.locator("tr.request", { hasText: "POST /Users" }).first();
+    await row.waitFor({ timeout: 30000 });
+    await row.locator(".badge.s-succeeded").waitFor({ timeout: 60000 });
+  });
+  await check("its detail shows the user and before -> after", async () => {
+    await page.locator("tr.request", { hasText: "POST /Users" }).first().click();
+    await page.locator("#jobs tr", { hasText: `browser-${stamp}@example.com` }).waitFor();
+    await page.locator("#jobs ins", { hasText: "new:" }).first().waitFor();
+  });
+  await check("a job failed by the app shows its error and succeeds after Retry", async () => {
+    const fault = { responses: [{ status: 400, body: { error: "browser test: rejected once" } }], match: { method: "POST", path_prefix: "/api/users" } };
+    const injected = await fetch(`${local.demo_app.url}/_demo/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(fault) });
+    if (!injected.ok) throw new Error(`fault injection: ${injected.status}`);
+    await scim("POST", "/Users", user(`retry-${stamp}@example.com`));
+    await only(`retry-${stamp}@example.com`);
+    const row = page.locator("tr.request", { has: page.locator(".badge.s-failed") }).first();
+    await row.waitFor({ timeout: 60000 });
+    await row.click();
+    await page.locator("#jobs td.error", { hasText: "rejected once" }).waitFor();
+    await page.getByRole("button", { name: "Retry" }).first().click();
+    await page.locator("#detail-title", { hasText: "succeeded" }).waitFor({ timeout: 60000 });
+  });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(`screenshot: ${screenshot}`);
+} catch (e) {
+  failed = true;
+} finally {
+  await browser.close();
+}
+const passed = results.filter(([, ok]) => ok).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+process.exit(failed ? 1 : 0);
