@@ -189,7 +189,7 @@ stage_conformance() {
   if [[ $status -ne 0 ]]; then
     stop_run_sh
     say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
-    tail -n 20 "$CONF_STATE_DIR/watch.log" >&2 || true
+    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
   fi
   return "$status"
 }
@@ -201,7 +201,7 @@ stage_browser() {
   stop_run_sh
   if [[ $status -ne 0 ]]; then
     say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
-    tail -n 20 "$CONF_STATE_DIR/watch.log" >&2 || true
+    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
   fi
   return "$status"
 }

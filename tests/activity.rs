@@ -2,6 +2,7 @@
 //! retrying a failed job, pagination and filters, and integrations kept apart.
 
 use idlcm_tests::demo_app::{FaultResponse, FaultSpec};
+use idlcm_tests::openapi::OpenApi;
 use idlcm_tests::world::{World, patch};
 use idlcm_tests::{ADMIN_TOKEN, Stack};
 use serde_json::{Value, json};
@@ -15,7 +16,12 @@ async fn admin(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> 
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
+    // Every answer is what functions/scim-api/openapi.json documents.
+    if let Err(e) = OpenApi::default().check(method, &format!("/admin{path}"), status, &body) {
+        panic!("{method} /admin{path} -> {status} does not match openapi.json: {e}\n{body}");
+    }
+    (status, body)
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -214,4 +220,16 @@ async fn the_activity_page_is_served_self_contained() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("<label for=\"token\">Admin token</label>"));
     assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+}
+
+#[test]
+fn the_openapi_check_catches_a_drift() {
+    let api = OpenApi::default();
+    let ok = json!({"items": [], "next_cursor": null});
+    assert!(api.check("GET", "/admin/integrations/x/activity", 200, &ok).is_ok());
+    let wrong = json!({"items": [{"id": "r", "created_at": "t", "trigger": {"method": "POST", "path": "/Users"},
+        "status": "done", "progress": {"total": 1, "succeeded": 1, "failed": 0, "pending": 0}}], "next_cursor": null});
+    assert!(api.check("GET", "/admin/integrations/x/activity", 200, &wrong).unwrap_err().contains("status"));
+    assert!(api.check("GET", "/admin/nope", 200, &ok).is_err());
+    assert!(api.check("GET", "/admin/integrations/x/activity", 418, &ok).is_err());
 }

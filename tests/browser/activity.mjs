@@ -44,7 +44,7 @@ try {
     await page.getByRole("button", { name: "Open" }).click();
     await page.getByLabel("Integration").waitFor();
   });
-  const only = async (name) => { await page.getByLabel("User").fill(name); await page.getByRole("button", { name: "Filter" }).click(); };
+  const only = async (name) => { await page.getByLabel("User", { exact: true }).fill(name); await page.getByRole("button", { name: "Filter" }).click(); };
   await check("the request appears and reaches succeeded", async () => {
     await only(`browser-${stamp}@example.com`);
     const row = page.locator("tr.request", { hasText: "POST /Users" }).first();

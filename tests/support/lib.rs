@@ -6,6 +6,7 @@
 pub mod aws_calls;
 pub mod demo_app;
 pub mod event_source;
+pub mod openapi;
 pub mod world;
 
 use aws_sdk_sqs::types::QueueAttributeName;
