@@ -66,7 +66,7 @@ try {
     await row.waitFor({ timeout: 60000 });
     await row.click();
     await page.locator("#jobs td.error", { hasText: "rejected once" }).waitFor();
-    await page.getByRole("button", { name: "Retry" }).first().click();
+    await page.getByRole("button", { name: "Retry", exact: true }).click();
     await page.locator("#detail-title", { hasText: "succeeded" }).waitFor({ timeout: 60000 });
   });
   await page.screenshot({ path: screenshot, fullPage: true });
