@@ -3,15 +3,11 @@
 use idlcm_tests::{Integration, Stack};
 use serde_json::{Value, json};
 
+/// A user as Okta creates one, with a password (which must never come back).
 fn user(name: &str) -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": name,
-        "name": {"givenName": "Given", "familyName": "Family"},
-        "emails": [{"value": name, "type": "work", "primary": true}],
-        "active": true,
-        "password": "hunter2-secret",
-    })
+    let mut u = idlcm_tests::world::user_body(name);
+    u["password"] = json!("hunter2-secret");
+    u
 }
 
 async fn setup() -> (Stack, Integration) {

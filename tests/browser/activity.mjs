@@ -54,7 +54,7 @@ try {
   await check("its detail shows the user and before -> after", async () => {
     await page.locator("tr.request", { hasText: "POST /Users" }).first().click();
     await page.locator("#jobs tr", { hasText: `browser-${stamp}@example.com` }).waitFor();
-    await page.locator("#jobs ins", { hasText: "new:" }).first().waitFor();
+    await page.locator("#jobs ins", { hasText: "new, role" }).first().waitFor();
   });
   await check("a job failed by the app shows its error and succeeds after Retry", async () => {
     const fault = { responses: [{ status: 400, body: { error: "browser test: rejected once" } }], match: { method: "POST", path_prefix: "/api/users" } };

@@ -1179,17 +1179,7 @@ impl AttrSchema for ElementSchema {
         self.sub(attr, sub).is_some_and(|a| a.case_exact)
     }
     fn kind(&self, _uri: Option<&str>, attr: &str, sub: Option<&str>) -> AttrKind {
-        match self.sub(attr, sub).map(|a| a.ty) {
-            Some(Type::String) => AttrKind::String,
-            Some(Type::Boolean) => AttrKind::Boolean,
-            Some(Type::Decimal) => AttrKind::Decimal,
-            Some(Type::Integer) => AttrKind::Integer,
-            Some(Type::DateTime) => AttrKind::DateTime,
-            Some(Type::Binary) => AttrKind::Binary,
-            Some(Type::Reference) => AttrKind::Reference,
-            Some(Type::Complex) => AttrKind::Complex,
-            None => AttrKind::Unknown,
-        }
+        crate::scim::schema::kind_of(self.sub(attr, sub))
     }
 }
 

@@ -279,18 +279,23 @@ impl super::filter::AttrSchema for ResourceType {
         self.attr_path(uri, attr, sub).is_some_and(|a| a.case_exact)
     }
     fn kind(&self, uri: Option<&str>, attr: &str, sub: Option<&str>) -> super::filter::AttrKind {
-        use super::filter::AttrKind;
-        match self.attr_path(uri, attr, sub).map(|a| a.ty) {
-            Some(Type::String) => AttrKind::String,
-            Some(Type::Boolean) => AttrKind::Boolean,
-            Some(Type::Decimal) => AttrKind::Decimal,
-            Some(Type::Integer) => AttrKind::Integer,
-            Some(Type::DateTime) => AttrKind::DateTime,
-            Some(Type::Binary) => AttrKind::Binary,
-            Some(Type::Reference) => AttrKind::Reference,
-            Some(Type::Complex) => AttrKind::Complex,
-            None => AttrKind::Unknown,
-        }
+        kind_of(self.attr_path(uri, attr, sub))
+    }
+}
+
+/// What the filter evaluator needs to know of an attribute's type.
+pub fn kind_of(attr: Option<&Attr>) -> super::filter::AttrKind {
+    use super::filter::AttrKind;
+    match attr.map(|a| a.ty) {
+        Some(Type::String) => AttrKind::String,
+        Some(Type::Boolean) => AttrKind::Boolean,
+        Some(Type::Decimal) => AttrKind::Decimal,
+        Some(Type::Integer) => AttrKind::Integer,
+        Some(Type::DateTime) => AttrKind::DateTime,
+        Some(Type::Binary) => AttrKind::Binary,
+        Some(Type::Reference) => AttrKind::Reference,
+        Some(Type::Complex) => AttrKind::Complex,
+        None => AttrKind::Unknown,
     }
 }
 
