@@ -7,6 +7,7 @@
 #   cargo-test    cargo test --workspace $TEST_ARGS, against that moto
 #   conformance   infra/run.sh (moto :5057, API :9001, state target/idlcm-conformance),
 #                 then infra/conformance.sh on its demo integration
+#   browser       infra/browser_test.sh: the Activity page in headless Chromium, same stack
 #   cfn-lint      cfn-lint template.yaml
 # Everything it starts is stopped on exit, whatever the outcome.
 set -euo pipefail
@@ -21,7 +22,7 @@ CONF_API_PORT=9001
 CONF_DEMO_PORT=8091
 CONF_STATE_DIR="$ROOT/target/idlcm-conformance"
 READY_TIMEOUT=600
-STAGES=(bootstrap fmt clippy moto cargo-test conformance cfn-lint)
+STAGES=(bootstrap fmt clippy moto cargo-test conformance browser cfn-lint)
 
 declare -A stage_result=() stage_time=()
 current_stage=""
