@@ -121,10 +121,9 @@ impl Stored {
         Ok(Stored { id: row.id, doc, version: row.version, created: row.created, last_modified: row.last_modified })
     }
 
-    /// The DynamoDB items of this resource: its row and its uniqueness rows (for imports that
-    /// write with BatchWriteItem; ordinary writes go through the transactions below).
-    pub fn items(&self, iid: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
-        let row = ResourceRow {
+    /// The resource's own DynamoDB item.
+    fn row_item(&self, iid: &str, kind: Kind) -> Result<Item, StoreError> {
+        to_item(&ResourceRow {
             pk: keys::integration_pk(iid),
             sk: kind.sk(&self.id),
             id: self.id.clone(),
@@ -132,8 +131,13 @@ impl Stored {
             version: self.version,
             created: self.created.clone(),
             last_modified: self.last_modified.clone(),
-        };
-        let mut items = vec![to_item(&row)?];
+        })
+    }
+
+    /// The DynamoDB items of this resource: its row and its uniqueness rows (for imports that
+    /// write with BatchWriteItem; ordinary writes go through the transactions below).
+    pub fn items(&self, iid: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
+        let mut items = vec![self.row_item(iid, kind)?];
         for (_, sk) in unique_keys(kind, &self.doc) {
             items.push(to_item(&UniqueRow { pk: keys::integration_pk(iid), sk, id: self.id.clone() })?);
         }
@@ -149,7 +153,7 @@ impl Store {
         r: &Stored,
         condition: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let item = r.items(iid, kind)?.swap_remove(0);
+        let item = r.row_item(iid, kind)?;
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         put = match condition {
             None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", keys::PK),
