@@ -158,6 +158,15 @@ async fn pagination_and_filters_return_exactly_the_expected_items() {
     assert_eq!(s, 200);
     assert_eq!(history["items"][0]["action"], "provision");
     assert_eq!(history["items"][0]["status"], "succeeded");
+
+    // A page is one key-range Query on the index, never a scan, however much is stored.
+    for _ in 0..2 {
+        let before = w.stack.api_calls.get();
+        let (s, _) = admin(&w.stack, "GET", &format!("/integrations/{iid}/activity?limit=3"), None).await;
+        assert_eq!(s, 200);
+        assert_eq!(w.stack.api_calls.operations_since(before), ["Query"]);
+        w.create_user(&format!("extra{}@example.com", w.stack.api_calls.get())).await;
+    }
 }
 
 #[tokio::test]

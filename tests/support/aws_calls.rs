@@ -1,7 +1,7 @@
 //! Counts the AWS API calls a client makes (an SDK interceptor), so tests can report them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -10,11 +10,20 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<AtomicUsize>);
+pub struct Counter {
+    count: Arc<AtomicUsize>,
+    /// The operations, in order (`Query`, `TransactWriteItems`, `SendMessageBatch`…).
+    operations: Arc<Mutex<Vec<String>>>,
+}
 
 impl Counter {
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The operations made since `since` calls were counted.
+    pub fn operations_since(&self, since: usize) -> Vec<String> {
+        self.operations.lock().expect("lock").iter().skip(since).cloned().collect()
     }
 }
 
@@ -26,11 +35,15 @@ impl Intercept for Counter {
     // Once per HTTP attempt sent to AWS (retries count too).
     fn read_before_transmit(
         &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        // The AWS JSON protocols name the operation in `X-Amz-Target`: `DynamoDB_20120810.Query`.
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("unknown");
+        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        self.operations.lock().expect("lock").push(operation);
+        self.count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
