@@ -1,5 +1,5 @@
 # idlcm: local stack and checks. Scripts live in infra/; see infra/*.sh headers.
-.PHONY: all run test lint bootstrap clean
+.PHONY: all run test bench lint bootstrap clean
 
 all: test
 
@@ -11,6 +11,10 @@ run:
 # fmt, clippy, cargo test against moto, SCIM conformance, cfn-lint (what CI runs).
 test:
 	infra/test.sh
+
+# Benchmarks against the emulator (activity listing with 100,000 jobs stored).
+bench:
+	infra/bench.sh
 
 lint: bootstrap
 	cargo fmt --all -- --check

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: benchmarks against the emulator (not part of `make test`: they measure, they
+# do not pass or fail). Starts its own moto on 127.0.0.1:5059 and stops it on exit.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PORT=5059
+STATE_DIR="$ROOT/target/idlcm-bench"
+mkdir -p "$STATE_DIR"
+infra/bootstrap.sh
+trap 'infra/moto.sh stop "$PORT" "$STATE_DIR"' EXIT
+infra/moto.sh stop "$PORT" "$STATE_DIR"
+infra/moto.sh start "$PORT" "$STATE_DIR"
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+.venv/moto/bin/python infra/local_resources.py --env-file "$STATE_DIR/resources.env"
+set -a
+# shellcheck disable=SC1091 # written just above
+. "$STATE_DIR/resources.env"
+set +a
+cargo bench --workspace --bench activity_list "$@"
