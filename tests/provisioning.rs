@@ -448,7 +448,6 @@ async fn a_thousand_member_patch_provisions_everyone() {
 /// 1,000 transactional creates take minutes on the emulator (not on DynamoDB). The PATCH under
 /// test takes the real path.
 async fn seed_users(w: &World, n: usize) -> Vec<String> {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use idlcm::assignment::effective::effective;
     use idlcm::integration::IntegrationConfig;
     use idlcm::scim::{resource::normalise, schema::USER_TYPE};
@@ -474,20 +473,7 @@ async fn seed_users(w: &World, n: usize) -> Vec<String> {
         ids.push(stored.id);
     }
     let client = aws_sdk_dynamodb::Client::new(&w.stack.aws);
-    for chunk in items.chunks(25) {
-        let mut requests: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|i| {
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap())
-                    .build()
-            })
-            .collect();
-        while !requests.is_empty() {
-            let out = client.batch_write_item().request_items(&w.stack.table, requests).send().await.unwrap();
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(&w.stack.table)).unwrap_or_default();
-        }
-    }
+    idlcm_tests::batch_put(&client, &w.stack.table, &items).await;
     ids
 }
 

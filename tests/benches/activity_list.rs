@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use idlcm::service::activity::{ActivityParams, list};
 use idlcm::store::provisioning::{JobRow, RequestRow, status};
@@ -81,20 +81,7 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
             items.push(serde_dynamo::to_item(&job).unwrap());
         }
     }
-    for chunk in items.chunks(25) {
-        let mut requests: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|i| {
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap())
-                    .build()
-            })
-            .collect();
-        while !requests.is_empty() {
-            let out = client.batch_write_item().request_items(&table, requests).send().await.unwrap();
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
-        }
-    }
+    idlcm_tests::batch_put(client, &table, &items).await;
     (Store::new(client.clone(), table), iid)
 }
 

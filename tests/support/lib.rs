@@ -136,6 +136,25 @@ pub async fn clone_table(dynamodb: &aws_sdk_dynamodb::Client, template_table: &s
     name
 }
 
+/// Writes items with BatchWriteItem (25 at a time, unprocessed ones again): test data that is
+/// stored exactly as the code stores it, without 1,000s of transactions on the emulator.
+pub async fn batch_put(client: &aws_sdk_dynamodb::Client, table: &str, items: &[idlcm::store::Item]) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    for chunk in items.chunks(25) {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| {
+                let put = PutRequest::builder().set_item(Some(i.clone())).build().expect("put request");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        while !requests.is_empty() {
+            let out = client.batch_write_item().request_items(table, requests).send().await.expect("BatchWriteItem");
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+        }
+    }
+}
+
 /// How to start a stack.
 #[derive(Default)]
 pub struct Options {
