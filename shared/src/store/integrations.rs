@@ -104,11 +104,7 @@ impl Store {
             .expression_attribute_values(":config", super::s(config.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        Ok(StoreError::conditional("UpdateItem", result)?.is_some())
     }
 
     /// Sets the token hashes, only if they are still `expected` (no lost rotation).
@@ -126,11 +122,7 @@ impl Store {
             .expression_attribute_values(":old", list(expected))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        Ok(StoreError::conditional("UpdateItem", result)?.is_some())
     }
 
     /// Deletes the integration's configuration: its SCIM endpoint and tokens stop working.

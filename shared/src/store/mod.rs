@@ -40,6 +40,21 @@ impl StoreError {
         StoreError::Aws { operation, message }
     }
 
+    /// A single conditional write's result: `Some(output)` when it happened, `None` when its
+    /// condition did not hold (an answer, not a failure).
+    pub(crate) fn conditional<T, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+        operation: &'static str,
+        result: Result<T, SdkError<E, R>>,
+    ) -> Result<Option<T>, StoreError> {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+
     /// Whether the action at `index` of a cancelled transaction failed its condition.
     pub fn condition_failed_at(&self, index: usize) -> bool {
         matches!(self, StoreError::Cancelled(r) if r.get(index).and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed"))

@@ -264,11 +264,7 @@ impl Store {
             .expression_attribute_values(":seq", n(row.seq))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("PutItem", e)),
-        }
+        Ok(StoreError::conditional("PutItem", result)?.is_some())
     }
 
     pub async fn get_job(&self, iid: &str, job_id: &str) -> Result<Option<JobRow>, StoreError> {
@@ -307,11 +303,8 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        // A finished job fails the condition: a duplicate delivery.
+        StoreError::conditional("UpdateItem", result)?.and_then(|out| out.attributes).map(from_item).transpose()
     }
 
     /// Records a job's outcome. A terminal status moves it out of `running`; otherwise (a
@@ -521,11 +514,8 @@ impl Store {
             .expression_attribute_values(":queued", s(status::QUEUED))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        // No longer queued (picked up meanwhile): nothing to move.
+        StoreError::conditional("UpdateItem", result).map(|_| ())
     }
 
     /// A page of an integration's requests, newest first (GSI `gsi1`: a key-range query, never a
