@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, idempotently:
 #   .venv/moto   moto server (+ boto3, PyYAML)       infra/requirements-moto.txt
-#   .venv/tools  cargo-lambda, cfn-lint               infra/requirements-tools.txt
+#   .venv/tools  cargo-lambda, aws-sam-cli, cfn-lint(-serverless) infra/requirements-tools.txt
 #   .venv/scim   scim2-cli, scim2-tester, scim2-server infra/requirements-scim.txt
 # and the rustfmt and clippy components. The Python tools pin conflicting
 # versions of their dependencies (DESIGN.md section 8): one venv each.

@@ -10,31 +10,100 @@ pub enum ConfigError {
     Invalid(&'static str, &'static str),
 }
 
+/// Where the admin token's SHA-256 comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminTokenHashes {
+    /// `IDLCM_ADMIN_TOKEN_SHA256`: the hashes themselves (local runs and tests).
+    Inline(Vec<String>),
+    /// `IDLCM_ADMIN_TOKEN_SHA256_REF`: a secret reference (`ssm:/idlcm/admin-token-sha256`),
+    /// read at run time and cached for minutes, so a rotation needs no redeploy.
+    Reference(String),
+}
+
+/// Lowercase hex SHA-256 digests, separated by commas or spaces: during a rotation the
+/// parameter holds the new and the old hash, and both tokens work.
+pub fn parse_token_hashes(value: &str) -> Result<Vec<String>, &'static str> {
+    let hashes: Vec<String> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if hashes.is_empty() {
+        return Err("expected at least one SHA-256 (64 hex digits)");
+    }
+    if hashes.iter().any(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err("expected 64 hex digits (SHA-256), comma-separated");
+    }
+    Ok(hashes)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The single DynamoDB table (template.yaml `Table`).
     pub table: String,
-    /// Lowercase hex SHA-256 of the admin bearer token (the token itself is never configured).
-    pub admin_token_sha256: String,
+    /// The admin bearer token's hash (the token itself is never configured).
+    pub admin_token: AdminTokenHashes,
     /// Public base URL of the API (no trailing slash). When unset, derived from the request's Host.
     pub public_url: Option<String>,
     /// The SQS FIFO queue of provisioning jobs (template.yaml `JobsQueue`).
     pub jobs_queue_url: String,
+    /// How long job history is kept (DynamoDB TTL on request and job rows).
+    pub history_days: u32,
 }
+
+/// Every environment variable the functions read, for the template consistency test.
+pub const SCIM_API_ENV: &[&str] = &[
+    "IDLCM_TABLE",
+    "IDLCM_JOBS_QUEUE_URL",
+    "IDLCM_ADMIN_TOKEN_SHA256",
+    "IDLCM_ADMIN_TOKEN_SHA256_REF",
+    "IDLCM_PUBLIC_URL",
+    "IDLCM_HISTORY_DAYS",
+    "IDLCM_METRICS_NAMESPACE",
+];
+pub const WORKER_ENV: &[&str] =
+    &["IDLCM_TABLE", "IDLCM_JOBS_QUEUE_URL", "IDLCM_MAX_RECEIVES", "IDLCM_PUBLIC_URL", "IDLCM_METRICS_NAMESPACE"];
+pub const SWEEPER_ENV: &[&str] =
+    &["IDLCM_TABLE", "IDLCM_JOBS_QUEUE_URL", "IDLCM_SWEEP_GRACE_SECONDS", "IDLCM_METRICS_NAMESPACE"];
+
+/// Default of `IDLCM_HISTORY_DAYS`.
+pub const DEFAULT_HISTORY_DAYS: u32 = 90;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let get = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let table = get("IDLCM_TABLE").ok_or(ConfigError::Missing("IDLCM_TABLE"))?;
-        let admin_token_sha256 = get("IDLCM_ADMIN_TOKEN_SHA256")
-            .ok_or(ConfigError::Missing("IDLCM_ADMIN_TOKEN_SHA256"))?
-            .to_ascii_lowercase();
-        if admin_token_sha256.len() != 64 || !admin_token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ConfigError::Invalid("IDLCM_ADMIN_TOKEN_SHA256", "expected 64 hex digits (SHA-256)"));
-        }
-        let public_url = get("IDLCM_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
-        let jobs_queue_url = get("IDLCM_JOBS_QUEUE_URL").ok_or(ConfigError::Missing("IDLCM_JOBS_QUEUE_URL"))?;
-        Ok(Self { table, admin_token_sha256, public_url, jobs_queue_url })
+        let admin_token = match (var("IDLCM_ADMIN_TOKEN_SHA256"), var("IDLCM_ADMIN_TOKEN_SHA256_REF")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "IDLCM_ADMIN_TOKEN_SHA256",
+                    "set it or IDLCM_ADMIN_TOKEN_SHA256_REF, not both",
+                ));
+            }
+            (Some(value), None) => AdminTokenHashes::Inline(
+                parse_token_hashes(&value).map_err(|why| ConfigError::Invalid("IDLCM_ADMIN_TOKEN_SHA256", why))?,
+            ),
+            (None, Some(reference)) => {
+                crate::secrets::SecretRef::parse(&reference).map_err(|_| {
+                    ConfigError::Invalid("IDLCM_ADMIN_TOKEN_SHA256_REF", "expected ssm:/name or secretsmanager:name")
+                })?;
+                AdminTokenHashes::Reference(reference)
+            }
+            (None, None) => return Err(ConfigError::Missing("IDLCM_ADMIN_TOKEN_SHA256_REF")),
+        };
+        let history_days = match var("IDLCM_HISTORY_DAYS") {
+            None => DEFAULT_HISTORY_DAYS,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or(ConfigError::Invalid("IDLCM_HISTORY_DAYS", "expected a positive number of days"))?,
+        };
+        Ok(Self {
+            table: required("IDLCM_TABLE")?,
+            admin_token,
+            public_url: var("IDLCM_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            jobs_queue_url: required("IDLCM_JOBS_QUEUE_URL")?,
+            history_days,
+        })
     }
 }
 
@@ -99,4 +168,20 @@ impl SweeperConfig {
 /// The shared AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`), loaded once.
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hash_lists_hold_one_or_more_sha256() {
+        let a = "A".repeat(64);
+        let b = "b".repeat(64);
+        assert_eq!(parse_token_hashes(&a).unwrap(), vec!["a".repeat(64)]);
+        assert_eq!(parse_token_hashes(&format!(" {a}, {b}\n")).unwrap().len(), 2);
+        assert!(parse_token_hashes("").is_err());
+        assert!(parse_token_hashes("abc").is_err());
+        assert!(parse_token_hashes(&format!("{a},{}", "g".repeat(64))).is_err());
+    }
 }

@@ -6,11 +6,14 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::assignment::diff::diff;
-use crate::connector::{self, ConnectorError, Job, Outcome};
+use crate::connector::{self, Connector, ConnectorConfig, ConnectorError, Job, Outcome};
 use crate::integration::IntegrationConfig;
+use crate::metrics::{self, Unit};
 use crate::queue::JobMessage;
+use crate::secrets::Secrets;
 use crate::service::{now, render};
 use crate::store::provisioning::{AppliedRow, JobOutcome, JobRow, status};
 use crate::store::resources::Kind;
@@ -40,6 +43,8 @@ pub struct Worker {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub http: reqwest::Client,
+    /// Resolves connectors' `ssm:`/`secretsmanager:` secret references (cached).
+    pub secrets: Secrets,
     /// The queue's `maxReceiveCount`: on that delivery a retryable failure fails the job.
     pub max_receives: u32,
     /// Public API URL, for `meta.location` in the user sent to connectors.
@@ -117,22 +122,28 @@ impl Worker {
             tracing::info!(job_id = %msg.job_id, integration_id = %iid, "job already finished; duplicate delivery acknowledged");
             return Ok(Disposition::Ack);
         };
-        let span = tracing::info_span!("job", job_id = %job.id, integration_id = %iid, request_id = %job.request_id);
-        let _guard = span.enter();
+        let span = tracing::info_span!(
+            "job",
+            job_id = %job.id,
+            integration_id = %iid,
+            provisioning_request_id = %job.request_id
+        );
+        self.apply(iid, job, receive_count).instrument(span).await
+    }
 
+    /// Runs one started job to an outcome and records it.
+    async fn apply(&self, iid: &str, job: JobRow, receive_count: u32) -> Result<Disposition, StoreError> {
         let Some(record) = self.store.get_integration(iid).await? else {
             self.store.finish_job(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
+            job_metric(&job.action, status::FAILED);
             return Ok(Disposition::Ack);
         };
-        let connector = match IntegrationConfig::from_json(record.config_json())
-            .map_err(|e| e.detail)
-            .and_then(|cfg| connector::build(&cfg.connector, self.http.clone()).map_err(|e| e.to_string()))
-        {
-            Ok(c) => c,
+        let config = match IntegrationConfig::from_json(record.config_json()) {
+            Ok(config) => config,
             Err(e) => {
-                self.store
-                    .finish_job(&job, status::FAILED, Some(&format!("connector configuration: {e}")), None, None)
-                    .await?;
+                let error = format!("connector configuration: {}", e.detail);
+                self.store.finish_job(&job, status::FAILED, Some(&error), None, None).await?;
+                job_metric(&job.action, status::FAILED);
                 return Ok(Disposition::Ack);
             }
         };
@@ -153,6 +164,7 @@ impl Worker {
             self.store
                 .finish_job(&job, status::SUPERSEDED, None, Some("the app already matches the desired state"), None)
                 .await?;
+            job_metric(&job.action, status::SUPERSEDED);
             return Ok(Disposition::Ack);
         };
 
@@ -168,7 +180,10 @@ impl Worker {
             app_id: app_id.as_deref(),
         };
         let started = std::time::Instant::now();
-        let outcome = connector.apply(&call).await;
+        let outcome = match self.connector(&config.connector).await {
+            Ok(connector) => connector.apply(&call).await,
+            Err(e) => Err(e),
+        };
         let ms = started.elapsed().as_millis() as u64;
         match outcome {
             Ok(Outcome::Done { app_id: new_id, detail }) => {
@@ -176,6 +191,7 @@ impl Worker {
                 self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, id).await?;
                 self.store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
+                job_applied_metrics(action.as_str(), &job.created_at);
                 Ok(Disposition::Ack)
             }
             Ok(Outcome::Accepted { detail }) => {
@@ -183,12 +199,14 @@ impl Worker {
                     .job_accepted(iid, &job.id, desired.as_ref(), desired_seq, action.as_str(), detail.as_deref())
                     .await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job accepted; waiting for the callback");
+                job_metric(action.as_str(), "accepted");
                 Ok(Disposition::Ack)
             }
             Err(ConnectorError::Permanent { message, .. }) => {
                 let message = short(&message);
                 self.store.finish_job(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await?;
                 tracing::warn!(action = action.as_str(), latency_ms = ms, "job failed permanently");
+                job_metric(action.as_str(), status::FAILED);
                 Ok(Disposition::Ack)
             }
             Err(ConnectorError::Retryable { message, retry_after }) => {
@@ -200,6 +218,7 @@ impl Worker {
                         action = action.as_str(),
                         "job failed after the last attempt; the message goes to the DLQ"
                     );
+                    job_metric(action.as_str(), status::FAILED);
                     // Returned as a failure once more: SQS moves it to the dead-letter queue.
                     return Ok(Disposition::Retry { delay: Duration::ZERO });
                 }
@@ -217,9 +236,23 @@ impl Worker {
                     delay_s = delay.as_secs(),
                     "job will be retried"
                 );
+                job_metric(action.as_str(), "retried");
+                metrics::emit(&[("Action", action.as_str())], &[("Retries", Unit::Count, 1.0)]);
                 Ok(Disposition::Retry { delay })
             }
         }
+    }
+
+    /// The connector for a configuration, its secret reference resolved first. A secret that
+    /// cannot be read now is retried like an app that is down.
+    async fn connector(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
+        let config = connector::resolve_secret_ref(config, &self.secrets).await?;
+        connector::build(&config, self.http.clone()).map_err(|e| match e {
+            ConnectorError::Permanent { message, status } => {
+                ConnectorError::Permanent { message: format!("connector configuration: {message}"), status }
+            }
+            retryable => retryable,
+        })
     }
 
     /// The SCIM user to send: the stored one, or for a deleted user the job's snapshot.
@@ -233,6 +266,19 @@ impl Worker {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_else(|| json!({ "id": job.user_id, "userName": job.user_name })))
+    }
+}
+
+/// `Jobs{Action, Outcome}`: one job attempt came to `outcome`.
+pub fn job_metric(action: &str, outcome: &str) {
+    metrics::emit(&[("Action", action), ("Outcome", outcome)], &[("Jobs", Unit::Count, 1.0)]);
+}
+
+/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`).
+pub fn job_applied_metrics(action: &str, created_at: &str) {
+    job_metric(action, status::SUCCEEDED);
+    if let Some(ms) = metrics::ms_since(created_at) {
+        metrics::emit(&[("Action", action)], &[("EndToEndLatency", Unit::Milliseconds, ms)]);
     }
 }
 

@@ -44,6 +44,7 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
             finished_at: Some(now.clone()),
             gsi1pk: keys::activity_gsi_pk(&iid),
             gsi1sk: rid.clone(),
+            expires_at: None,
         };
         items.push(serde_dynamo::to_item(&request).unwrap());
         for n in 1..=JOBS_PER_REQUEST {
@@ -77,6 +78,7 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
                 gsi1sk: None,
                 gsi2pk: None,
                 gsi2sk: None,
+                expires_at: None,
             };
             items.push(serde_dynamo::to_item(&job).unwrap());
         }

@@ -182,9 +182,10 @@ impl Stack {
         let api_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let config = idlcm::config::Config {
             table: table.clone(),
-            admin_token_sha256: idlcm::auth::hash_token(ADMIN_TOKEN),
+            admin_token: idlcm::config::AdminTokenHashes::Inline(vec![idlcm::auth::hash_token(ADMIN_TOKEN)]),
             public_url: Some(api_url.clone()),
             jobs_queue_url: options.api_queue_url.unwrap_or_else(|| queue_url.clone()),
+            history_days: idlcm::config::DEFAULT_HISTORY_DAYS,
         };
         let api_calls = aws_calls::Counter::default();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -193,7 +194,7 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&aws).interceptor(api_calls.clone()).build(),
         );
-        let state = scim_api::AppState::with_clients(config, dynamodb, sqs);
+        let state = scim_api::AppState::with_clients(config, dynamodb, sqs, idlcm::secrets::Secrets::new(&aws));
         let app = scim_api::router(state);
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -216,6 +217,7 @@ impl Stack {
             sqs: self.sqs(),
             queue_url: self.queue_url.clone(),
             http: idlcm::connector::http_client(),
+            secrets: idlcm::secrets::Secrets::new(&self.aws),
             max_receives: 5,
             public_url: Some(self.api_url.clone()),
         }

@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use idlcm::config::Config;
 use idlcm::queue::Queue;
+use idlcm::secrets::Secrets;
 use idlcm::store::Store;
 
 pub use http::{ApiError, ApiReply};
@@ -17,7 +18,7 @@ pub use http::{ApiError, ApiReply};
 /// Largest request body accepted (a 1,000-member group PUT is ~100 KB; Lambda's limit is 6 MB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Per-cold-start state: configuration and the DynamoDB client.
+/// Per-cold-start state: configuration and the AWS clients.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -25,17 +26,24 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub queue: Queue,
+    /// Secret references: the admin token hash, webhook secrets for callbacks.
+    pub secrets: Secrets,
 }
 
 impl AppState {
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
-        Self::with_clients(config, aws_sdk_dynamodb::Client::new(aws), aws_sdk_sqs::Client::new(aws))
+        Self::with_clients(config, aws_sdk_dynamodb::Client::new(aws), aws_sdk_sqs::Client::new(aws), Secrets::new(aws))
     }
 
-    pub fn with_clients(config: Config, dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> Self {
-        let store = Store::new(dynamodb, config.table.clone());
+    pub fn with_clients(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        secrets: Secrets,
+    ) -> Self {
+        let store = Store::new(dynamodb, config.table.clone()).with_history_days(config.history_days);
         let queue = Queue::new(sqs, config.jobs_queue_url.clone());
-        AppState(Arc::new(Inner { config, store, queue }))
+        AppState(Arc::new(Inner { config, store, queue, secrets }))
     }
 }
 

@@ -5,7 +5,7 @@ use idlcm::config::{Config, aws_config};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    idlcm::telemetry::init();
     let config = Config::from_env()?;
     let aws = aws_config().await;
     let state = scim_api::AppState::new(config, &aws);

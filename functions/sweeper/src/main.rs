@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    idlcm::telemetry::init();
     let config = SweeperConfig::from_env()?;
     let aws = aws_config().await;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
@@ -16,6 +16,8 @@ async fn main() -> Result<(), Error> {
     let (store, queue, grace) = (&store, &queue, config.grace);
     run(service_fn(move |_: LambdaEvent<Value>| async move {
         let resent = idlcm::sweeper::sweep(store, queue, grace).await?;
+        // Every run, 0 included, so the re-send alarm sees data rather than "missing".
+        idlcm::metrics::emit(&[], &[("SweeperResends", idlcm::metrics::Unit::Count, resent as f64)]);
         Ok::<_, Error>(json!({ "resent": resent }))
     }))
     .await

@@ -36,7 +36,7 @@ async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> Result<SqsBatc
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    idlcm::telemetry::init();
     let config = WorkerConfig::from_env()?;
     let aws = aws_config().await;
     let worker = Worker {
@@ -44,6 +44,7 @@ async fn main() -> Result<(), Error> {
         sqs: aws_sdk_sqs::Client::new(&aws),
         queue_url: config.jobs_queue_url.clone(),
         http: idlcm::connector::http_client(),
+        secrets: idlcm::secrets::Secrets::new(&aws),
         max_receives: config.max_receives,
         public_url: config.public_url.clone(),
     };

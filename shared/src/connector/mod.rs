@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::assignment::{Action, Assignment};
+use crate::secrets::{SecretRef, Secrets};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -121,18 +122,18 @@ pub fn build(config: &ConnectorConfig, http: reqwest::Client) -> Result<Box<dyn 
     })
 }
 
-/// A connector's secret: the inline `secret`, or the one `secret_ref` points to.
+/// A connector's secret: the inline `secret`, or the one an `env:` `secret_ref` points to.
 ///
-/// Supported references: `env:NAME` (an environment variable, for local runs). SSM parameters
-/// and Secrets Manager ARNs are not supported yet (Permanent error). Errors never contain the
+/// `ssm:` and `secretsmanager:` references are read over the network: the worker and the
+/// callback route resolve them first with [`resolve_secret_ref`]. Errors never contain the
 /// secret itself.
 pub fn resolve_secret(secret: Option<&str>, secret_ref: Option<&str>) -> Result<Option<String>, ConnectorError> {
     match (secret, secret_ref) {
         (Some(_), Some(_)) => Err(permanent("give either 'secret' or 'secret_ref', not both")),
         (Some(secret), None) => Ok(Some(secret.to_owned())),
         (None, None) => Ok(None),
-        (None, Some(reference)) => match reference.strip_prefix("env:") {
-            Some(name) if !name.is_empty() => match std::env::var(name) {
+        (None, Some(reference)) => match SecretRef::parse(reference).map_err(|e| permanent(e.to_string()))? {
+            SecretRef::Env(name) => match std::env::var(name) {
                 Ok(value) => Ok(Some(value)),
                 Err(std::env::VarError::NotPresent) => {
                     Err(permanent(format!("secret_ref 'env:{name}': environment variable not set")))
@@ -141,9 +142,36 @@ pub fn resolve_secret(secret: Option<&str>, secret_ref: Option<&str>) -> Result<
                     Err(permanent(format!("secret_ref 'env:{name}': environment variable is not UTF-8")))
                 }
             },
-            Some(_) => Err(permanent("secret_ref 'env:' needs a variable name")),
-            None => Err(permanent("secret_ref kind not supported yet")),
+            _ => Err(permanent(format!("secret_ref '{reference}' was not resolved before building the connector"))),
         },
+    }
+}
+
+/// The configuration with its `ssm:`/`secretsmanager:` `secret_ref` replaced by the value it
+/// points to, in memory only (the stored configuration keeps the reference). A secret that
+/// cannot be read now is retryable; a missing or malformed one is permanent.
+pub async fn resolve_secret_ref(
+    config: &ConnectorConfig,
+    secrets: &Secrets,
+) -> Result<ConnectorConfig, ConnectorError> {
+    let mut config = config.clone();
+    let (secret, secret_ref) = match &mut config {
+        ConnectorConfig::Http(c) => (&mut c.secret, &mut c.secret_ref),
+        ConnectorConfig::Scim(c) => (&mut c.secret, &mut c.secret_ref),
+        ConnectorConfig::Webhook(c) => (&mut c.secret, &mut c.secret_ref),
+    };
+    let Some(reference) = secret_ref.as_deref() else { return Ok(config) };
+    if secret.is_some() || matches!(SecretRef::parse(reference), Ok(SecretRef::Env(_)) | Err(_)) {
+        return Ok(config); // resolve_secret explains what is wrong, or reads the variable
+    }
+    match secrets.resolve(reference).await {
+        Ok(value) => {
+            *secret = Some(value);
+            *secret_ref = None;
+            Ok(config)
+        }
+        Err(e) if e.is_transient() => Err(ConnectorError::Retryable { message: e.to_string(), retry_after: None }),
+        Err(e) => Err(permanent(e.to_string())),
     }
 }
 
@@ -471,10 +499,12 @@ mod tests {
         assert_eq!(resolve_secret(None, Some("env:IDLCM_TEST_CONNECTOR_SECRET")).unwrap().as_deref(), Some("from-env"));
         let err = resolve_secret(None, Some("env:IDLCM_TEST_NO_SUCH_VARIABLE")).unwrap_err();
         assert!(err.to_string().contains("not set"), "{err}");
-        for arn in ["arn:aws:ssm:eu-west-1:123456789012:parameter/x", "arn:aws:secretsmanager:eu-west-1:1:secret:x"] {
-            let err = resolve_secret(None, Some(arn)).unwrap_err();
-            assert_eq!(err, permanent("secret_ref kind not supported yet"));
-        }
+        // A bare ARN is not a reference: the kind prefix says which service to ask.
+        let err = resolve_secret(None, Some("arn:aws:ssm:eu-west-1:123456789012:parameter/x")).unwrap_err();
+        assert!(err.to_string().contains("expected env:, ssm: or secretsmanager:"), "{err}");
+        // Network references are resolved before the connector is built (resolve_secret_ref).
+        let err = resolve_secret(None, Some("ssm:/idlcm/app")).unwrap_err();
+        assert!(err.to_string().contains("not resolved"), "{err}");
         assert!(resolve_secret(Some("a"), Some("env:B")).is_err());
     }
 

@@ -4,14 +4,16 @@
 use serde_json::{Value, json};
 
 use super::Reply;
-use crate::connector::{ConnectorConfig, resolve_secret, webhook};
+use crate::connector::{ConnectorConfig, ConnectorError, resolve_secret, resolve_secret_ref, webhook};
 use crate::error::{ScimError, ScimResult};
 use crate::integration::IntegrationConfig;
+use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::store::provisioning::{parse_assignment, status};
 
 pub async fn job_callback(
     store: &Store,
+    secrets: &Secrets,
     iid: &str,
     job_id: &str,
     signature: Option<&str>,
@@ -20,11 +22,20 @@ pub async fn job_callback(
     // Unknown integration, unknown job and a bad signature all look alike: 401 or 404 without detail.
     let record = store.get_integration(iid).await?.ok_or_else(|| ScimError::not_found("no such job"))?;
     let cfg = IntegrationConfig::from_json(record.config_json())?;
-    let ConnectorConfig::Webhook(hook) = &cfg.connector else {
+    if !matches!(cfg.connector, ConnectorConfig::Webhook(_)) {
+        return Err(ScimError::not_found("no such job"));
+    }
+    // A secret that cannot be read right now is 503: the robot retries its callback.
+    let unavailable = |e: ConnectorError| {
+        tracing::error!(error = %e, "webhook secret unavailable");
+        let status = if matches!(e, ConnectorError::Retryable { .. }) { 503 } else { 500 };
+        ScimError::new(status, None, "the webhook secret is not available")
+    };
+    let ConnectorConfig::Webhook(hook) = resolve_secret_ref(&cfg.connector, secrets).await.map_err(unavailable)? else {
         return Err(ScimError::not_found("no such job"));
     };
     let secret = resolve_secret(hook.secret.as_deref(), hook.secret_ref.as_deref())
-        .map_err(|_| ScimError::internal("the webhook secret is not available"))?
+        .map_err(unavailable)?
         .ok_or_else(|| ScimError::internal("the webhook secret is not available"))?;
     if !signature.is_some_and(|s| webhook::verify(secret.as_bytes(), body, s)) {
         return Err(ScimError::unauthorized("missing or invalid X-Idlcm-Signature"));
@@ -53,9 +64,11 @@ pub async fn job_callback(
         let app_id = store.get_applied(iid, &job.user_id).await?.and_then(|a| a.app_id);
         store.record_applied(iid, &job.user_id, sent.as_ref(), seq, app_id).await?;
         store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), job.applied_action.as_deref()).await?;
+        crate::worker::job_applied_metrics(job.applied_action.as_deref().unwrap_or(&job.action), &job.created_at);
     } else {
         let error = detail.clone().unwrap_or_else(|| "the webhook reported a failure".into());
         store.finish_job(&job, status::FAILED, Some(&error), None, job.applied_action.as_deref()).await?;
+        crate::worker::job_metric(job.applied_action.as_deref().unwrap_or(&job.action), status::FAILED);
     }
     tracing::info!(integration_id = %iid, job_id = %job.id, outcome, "webhook callback recorded");
     Ok(Reply::json(200, json!({ "job_id": job.id, "status": outcome })))

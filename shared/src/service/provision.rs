@@ -161,6 +161,7 @@ impl<'a> Provision<'a> {
                 gsi1sk: Some(queued_gsi_sk(&self.now, ctx.integration_id, &job_id)),
                 gsi2pk: Some(keys::user_jobs_gsi_pk(ctx.integration_id, &plan.user_id)),
                 gsi2sk: Some(job_id.clone()),
+                expires_at: Some(store.expires_at()),
             };
             actions.push(store.job_put(&job)?);
             message = Some(JobMessage::new(ctx.integration_id, &job_id, &plan.user_id));
@@ -197,6 +198,7 @@ impl<'a> Provision<'a> {
             finished_at: None,
             gsi1pk: keys::activity_gsi_pk(ctx.integration_id),
             gsi1sk: self.request_id.clone(),
+            expires_at: Some(ctx.store.expires_at()),
         };
         Ok(Some(ctx.store.request_put(&row)?))
     }

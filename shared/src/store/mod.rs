@@ -68,6 +68,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct Store {
     pub client: Client,
     pub table: String,
+    /// How long request and job rows live (their `expires_at`, the table's TTL attribute).
+    history: Duration,
 }
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
@@ -88,7 +90,23 @@ pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+            history: Duration::from_secs(86_400 * crate::config::DEFAULT_HISTORY_DAYS as u64),
+        }
+    }
+
+    /// Keeps job history `days` days (`IDLCM_HISTORY_DAYS`).
+    pub fn with_history_days(mut self, days: u32) -> Self {
+        self.history = Duration::from_secs(86_400 * u64::from(days));
+        self
+    }
+
+    /// The `expires_at` (epoch seconds) of a request or job row written now: DynamoDB's TTL
+    /// deletes it some time after that.
+    pub fn expires_at(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.history.as_secs() as i64
     }
 
     /// Runs one transaction, retrying DynamoDB's transient `TransactionConflict` with backoff.

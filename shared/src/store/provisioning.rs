@@ -116,6 +116,9 @@ pub struct RequestRow {
     pub finished_at: Option<String>,
     pub gsi1pk: String,
     pub gsi1sk: String,
+    /// Epoch seconds after which DynamoDB's TTL deletes the row (template.yaml `Table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +178,9 @@ pub struct JobRow {
     pub gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi2sk: Option<String>,
+    /// Epoch seconds after which DynamoDB's TTL deletes the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl JobRow {

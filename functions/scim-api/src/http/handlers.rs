@@ -74,7 +74,9 @@ pub async fn job_callback(
     body: axum::body::Bytes,
 ) -> ApiResult {
     let signature = headers.get("x-idlcm-signature").and_then(|h| h.to_str().ok());
-    Ok(ApiReply(idlcm::service::callback::job_callback(&state.store, &iid, &job_id, signature, &body).await?))
+    Ok(ApiReply(
+        idlcm::service::callback::job_callback(&state.store, &state.secrets, &iid, &job_id, signature, &body).await?,
+    ))
 }
 
 fn activity_params(q: &QueryParams) -> activity::ActivityParams {

@@ -11,10 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idlcm::auth;
+use idlcm::config::{AdminTokenHashes, parse_token_hashes};
 use idlcm::error::ScimError;
 use idlcm::integration::IntegrationConfig;
+use idlcm::metrics::{self, Unit};
 use idlcm::service::Reply;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -128,8 +131,22 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ok = bearer(parts).is_some_and(|t| auth::verify(t, std::slice::from_ref(&state.config.admin_token_sha256)));
-        if ok { Ok(Admin) } else { Err(ApiError(ScimError::unauthorized("missing or invalid admin token"))) }
+        let unauthorized = || ApiError(ScimError::unauthorized("missing or invalid admin token"));
+        let token = bearer(parts).ok_or_else(unauthorized)?;
+        let hashes = match &state.config.admin_token {
+            AdminTokenHashes::Inline(hashes) => hashes.clone(),
+            AdminTokenHashes::Reference(reference) => {
+                let value = state.secrets.resolve(reference).await.map_err(|e| {
+                    tracing::error!(error = %e, "admin token hash unavailable");
+                    ApiError(ScimError::new(503, None, "the admin token hash cannot be read; see the function's log"))
+                })?;
+                parse_token_hashes(&value).map_err(|why| {
+                    tracing::error!(reference = %reference, why, "admin token hash parameter is malformed");
+                    ApiError(ScimError::new(503, None, "the admin token hash parameter is malformed"))
+                })?
+            }
+        };
+        if auth::verify(token, &hashes) { Ok(Admin) } else { Err(unauthorized()) }
     }
 }
 
@@ -194,24 +211,40 @@ impl QueryParams {
     }
 }
 
-/// One log line per request: method, route template (never the query: filters carry PII),
-/// status, latency, integration id.
+/// Every request runs in a span carrying its `request_id` (the Lambda invocation's, so a line
+/// can be matched with API Gateway's access log) and `integration_id`; every line logged while
+/// serving it carries both. Then one line per request (method, route template, never the
+/// query: filters carry PII; status; latency) and the `Requests`/`RequestLatency` metrics.
 pub async fn log_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "-".into());
-    let integration =
-        req.uri().path().strip_prefix("/scim/v2/").and_then(|p| p.split('/').next()).unwrap_or("").to_string();
-    let resp = next.run(req).await;
-    tracing::info!(
-        %method,
-        route,
-        status = resp.status().as_u16(),
-        latency_ms = started.elapsed().as_millis() as u64,
-        integration_id = integration,
-        "request"
+    let request_id = req
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let span = tracing::info_span!("http", request_id = %request_id, integration_id = tracing::field::Empty);
+    if let Some(iid) = integration_of(req.uri().path()) {
+        span.record("integration_id", iid);
+    }
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let latency_ms = started.elapsed().as_millis() as u64;
+    span.in_scope(|| tracing::info!(%method, route, status, latency_ms, "request"));
+    metrics::emit(
+        &[("Route", &format!("{method} {route}")), ("Status", &status.to_string())],
+        &[("Requests", Unit::Count, 1.0), ("RequestLatency", Unit::Milliseconds, latency_ms as f64)],
     );
     resp
+}
+
+/// The integration a path addresses (`/scim/v2/{id}/…`, `/admin/integrations/{id}…`,
+/// `/callbacks/{id}/…`), if it looks like an id.
+fn integration_of(path: &str) -> Option<&str> {
+    let rest = ["/scim/v2/", "/admin/integrations/", "/callbacks/"].iter().find_map(|p| path.strip_prefix(p))?;
+    let id = rest.split('/').next()?;
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)
 }
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

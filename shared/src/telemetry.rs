@@ -1,0 +1,152 @@
+//! Logs: one flat JSON object per line on stdout, which Lambda's JSON log format (template.yaml
+//! `LoggingConfig`) passes to CloudWatch as is. The fields of every enclosing span are merged
+//! into each line, so a line inside a request or a job carries its `request_id`,
+//! `integration_id` and `job_id` without repeating them at each call site, and CloudWatch Logs
+//! Insights can filter on them directly (`filter job_id = "…"`).
+//!
+//! What must never be logged (tokens, passwords, whole SCIM resources, connector secrets) is
+//! kept out at the call sites; `tests/tests/logs.rs` plants such values and scans the output.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The event formatter: `timestamp`, `level`, `target`, then span fields (outermost first),
+/// then the event's own fields, `message` among them.
+pub struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
+        line.insert("level".into(), meta.level().as_str().into());
+        line.insert("target".into(), meta.target().into());
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                // Span fields are stored already formatted by `JsonFields`: a JSON object.
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&fields.fields)
+                {
+                    line.extend(fields);
+                }
+            }
+        }
+        event.record(&mut JsonVisitor(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}").into());
+    }
+}
+
+/// The level filter: Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by `LoggingConfig`), else `RUST_LOG`,
+/// else `info`. The AWS SDK's own chatter stays at `warn` unless asked for by name.
+pub fn filter_from_env() -> EnvFilter {
+    let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into())
+        .to_ascii_lowercase();
+    let spec = if spec.contains("aws_") { spec } else { format!("{spec},aws_config=warn,aws_smithy_runtime=warn") };
+    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// The subscriber every function installs, writing to `writer` (tests capture it).
+pub fn subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .fmt_fields(JsonFields::new())
+        .event_format(FlatJson)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
+}
+
+/// Installs the JSON subscriber on stdout for the whole process. Call once, first thing in `main`.
+pub fn init() {
+    let _ = tracing::subscriber::set_global_default(subscriber(std::io::stdout, filter_from_env()));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_are_flat_json_with_the_fields_of_every_enclosing_span() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = subscriber(move || writer.clone(), EnvFilter::new("info"));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("http", request_id = "r-1", integration_id = "i-1");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("job", job_id = "j-1");
+            let _i = inner.enter();
+            tracing::info!(attempts = 3u64, ok = true, "job succeeded");
+            tracing::debug!("filtered out");
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["message"], "job succeeded");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["request_id"], "r-1");
+        assert_eq!(line["integration_id"], "i-1");
+        assert_eq!(line["job_id"], "j-1");
+        assert_eq!(line["attempts"], 3);
+        assert_eq!(line["ok"], true);
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}
