@@ -155,6 +155,14 @@ pub async fn batch_put(client: &aws_sdk_dynamodb::Client, table: &str, items: &[
     }
 }
 
+static METRICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Every EMF line emitted in this test process so far (the in-process API and workers).
+pub fn captured_metrics() -> Vec<Value> {
+    let lines = METRICS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    lines.iter().map(|l| serde_json::from_str(l).expect("an EMF line is JSON")).collect()
+}
+
 /// How to start a stack.
 #[derive(Default)]
 pub struct Options {
@@ -174,6 +182,8 @@ impl Stack {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
+        // Metrics go to `captured_metrics()` rather than the test's stdout.
+        idlcm::metrics::set_sink(|line| METRICS.lock().unwrap_or_else(|e| e.into_inner()).push(line.to_owned()));
         require_env("AWS_ENDPOINT_URL");
         let aws = idlcm::config::aws_config().await;
         let table = clone_table(&aws_sdk_dynamodb::Client::new(&aws), &require_env("IDLCM_TABLE")).await;

@@ -211,7 +211,7 @@ impl<'a> Provision<'a> {
         }
         let unsent = self.ctx.queue.send(&self.messages).await;
         tracing::info!(
-            request_id = %self.request_id,
+            provisioning_request_id = %self.request_id,
             integration_id = %self.ctx.integration_id,
             jobs = self.messages.len(),
             unsent,
