@@ -150,8 +150,16 @@ set +a
 
 admin_token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 api_url="http://127.0.0.1:$API_PORT/lambda-url/scim-api"
-IDLCM_ADMIN_TOKEN_SHA256="$(printf '%s' "$admin_token" | sha256sum | cut -d' ' -f1)"
-export IDLCM_ADMIN_TOKEN_SHA256
+# As deployed (template.yaml): the admin token's hash lives in SSM Parameter Store and the API
+# reads it through IDLCM_ADMIN_TOKEN_SHA256_REF.
+admin_hash_parameter=/idlcm/local/admin-token-sha256
+printf '%s' "$admin_token" | sha256sum | cut -d' ' -f1 |
+  .venv/moto/bin/python -c '
+import sys, boto3
+boto3.client("ssm").put_parameter(Name=sys.argv[1], Value=sys.stdin.read().strip(), Type="SecureString", Overwrite=True)
+' "$admin_hash_parameter"
+export IDLCM_ADMIN_TOKEN_SHA256_REF="ssm:$admin_hash_parameter"
+unset IDLCM_ADMIN_TOKEN_SHA256
 export IDLCM_PUBLIC_URL="$api_url"
 export RUST_LOG="${RUST_LOG:-info}"
 

@@ -101,6 +101,11 @@ pub fn user_jobs_gsi_pk(integration_id: &str, user_id: &str) -> String {
     format!("USERJOBS#{integration_id}#{user_id}")
 }
 pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+
+/// The TTL attribute of request and job rows (epoch seconds; template.yaml `Table`).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// GSI `gsi1`, sparse: jobs still `queued`, by time, for the sweeper. Removed when a worker
 /// picks the job up.
