@@ -1,5 +1,5 @@
 # idlcm: local stack and checks. Scripts live in infra/; see infra/*.sh headers.
-.PHONY: all run test bench lint bootstrap clean
+.PHONY: all run test bench package lint bootstrap clean
 
 all: test
 
@@ -8,7 +8,8 @@ all: test
 run:
 	infra/run.sh
 
-# fmt, clippy, cargo test against moto, SCIM conformance, cfn-lint (what CI runs).
+# fmt, clippy, template checks, cargo test against moto, SCIM conformance, the Lambda event
+# fixtures, the browser test, sam build (what CI runs).
 test:
 	infra/test.sh
 
@@ -16,13 +17,18 @@ test:
 bench:
 	infra/bench.sh
 
+# sam build: release arm64 bootstrap artifacts of the three functions in .aws-sam/build.
+package:
+	infra/package.sh
+
 lint: bootstrap
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	.venv/tools/bin/cfn-lint template.yaml
+	.venv/tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -t template.yaml
+	SAM_CLI_TELEMETRY=0 .venv/tools/bin/sam validate --lint --region us-east-1
 
 bootstrap:
 	infra/bootstrap.sh
 
 clean:
-	rm -rf .venv .idlcm target/idlcm-*
+	rm -rf .venv .idlcm .aws-sam target/idlcm-*

@@ -3,12 +3,15 @@
 #   bootstrap     infra/bootstrap.sh (venvs, rustfmt, clippy)
 #   fmt           cargo fmt --all -- --check
 #   clippy        cargo clippy --workspace --all-targets -- -D warnings
+#   template      cfn-lint with the serverless rules (cfn-lint-serverless), sam validate --lint
 #   moto          moto on 127.0.0.1:5056 (state in target/idlcm-test), template.yaml's resources
 #   cargo-test    cargo test --workspace $TEST_ARGS, against that moto
 #   conformance   infra/run.sh (moto :5057, API :9001, state target/idlcm-conformance),
 #                 then infra/conformance.sh on its demo integration
+#   lambda-event  infra/lambda_event_test.py: API Gateway v2 event fixtures through
+#                 `cargo lambda invoke` into the same stack's scim-api
 #   browser       infra/browser_test.sh: the Activity page in headless Chromium, same stack
-#   cfn-lint      cfn-lint template.yaml
+#   package       infra/package.sh: `sam build` (release, arm64) and the artifacts' checks
 # Everything it starts is stopped on exit, whatever the outcome.
 set -euo pipefail
 
@@ -22,7 +25,7 @@ CONF_API_PORT=9001
 CONF_DEMO_PORT=8091
 CONF_STATE_DIR="$ROOT/target/idlcm-conformance"
 READY_TIMEOUT=600
-STAGES=(bootstrap fmt clippy moto cargo-test conformance browser cfn-lint)
+STAGES=(bootstrap fmt clippy template moto cargo-test conformance lambda-event browser package)
 
 declare -A stage_result=() stage_time=()
 current_stage=""
@@ -195,6 +198,25 @@ stage_conformance() {
   return "$status"
 }
 
+stage_template() {
+  local env=(env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1)
+  "${env[@]}" .venv/tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -t template.yaml || return
+  say "cfn-lint (with cfn-lint-serverless rules): clean"
+  "${env[@]}" .venv/tools/bin/sam validate --lint --region us-east-1 || return
+}
+
+# API Gateway v2 events into the running stack's scim-api, through the runtime emulator.
+stage_lambda_event() {
+  local status=0
+  .venv/tools/bin/python infra/lambda_event_test.py "$CONF_STATE_DIR" "$CONF_API_PORT" || status=$?
+  if [[ $status -ne 0 ]]; then
+    stop_run_sh
+    say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
+    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
+  fi
+  return "$status"
+}
+
 # The Activity page in headless Chromium, against the same running stack; then stop it.
 stage_browser() {
   local status=0
@@ -210,8 +232,10 @@ stage_browser() {
 run_stage bootstrap infra/bootstrap.sh
 run_stage fmt cargo fmt --all -- --check
 run_stage clippy cargo clippy --workspace --all-targets -- -D warnings
+run_stage template stage_template
 run_stage moto stage_moto
 run_stage cargo-test stage_cargo_test
 run_stage conformance stage_conformance
+run_stage lambda-event stage_lambda_event
 run_stage browser stage_browser
-run_stage cfn-lint .venv/tools/bin/cfn-lint template.yaml
+run_stage package infra/package.sh
