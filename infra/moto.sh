@@ -3,6 +3,7 @@
 #   infra/moto.sh start PORT STATEDIR   start in the background, wait until it answers
 #   infra/moto.sh wait  PORT STATEDIR   wait until it answers (up to 20 s)
 #   infra/moto.sh stop  PORT STATEDIR   stop the server started with this STATEDIR
+# IDLCM_MOTO_PLAIN=1 starts moto as published instead of infra/moto_server.py.
 # Log: STATEDIR/moto.log; pid: STATEDIR/moto.pid.
 set -euo pipefail
 
@@ -81,9 +82,11 @@ case "$cmd" in
     fi
     # Not a child of the caller's job control: it survives the caller's
     # Ctrl-C until the caller's cleanup stops it.
-    # infra/moto_server.py: moto_server with its transaction copy made once per table.
-    nohup "$ROOT/.venv/moto/bin/python" "$ROOT/infra/moto_server.py" -H 127.0.0.1 -p "$port" \
-      >"$log_file" 2>&1 </dev/null &
+    # infra/moto_server.py: moto_server with the fixes its docstring lists;
+    # IDLCM_MOTO_PLAIN=1: moto as published (infra/moto_patch_check.py compares the two).
+    server=("$ROOT/.venv/moto/bin/python" "$ROOT/infra/moto_server.py")
+    [[ "${IDLCM_MOTO_PLAIN:-}" == 1 ]] && server=("$ROOT/.venv/moto/bin/moto_server")
+    nohup "${server[@]}" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
     started=$SECONDS
     wait_ready

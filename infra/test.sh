@@ -4,7 +4,8 @@
 #   fmt           cargo fmt --all -- --check
 #   clippy        cargo clippy --workspace --all-targets -- -D warnings
 #   template      cfn-lint with the serverless rules (cfn-lint-serverless), sam validate --lint
-#   moto          moto on 127.0.0.1:5056 (state in target/idlcm-test), template.yaml's resources
+#   moto          moto on 127.0.0.1:5056 (state in target/idlcm-test), template.yaml's resources;
+#                 infra/moto_patch_check.py against a plain moto on :5058
 #   cargo-test    cargo test --workspace $TEST_ARGS, against that moto
 #   conformance   infra/run.sh (moto :5057, API :9001, state target/idlcm-conformance),
 #                 then infra/conformance.sh on its demo integration
@@ -20,6 +21,8 @@ cd "$ROOT"
 
 TEST_MOTO_PORT=5056
 TEST_STATE_DIR="$ROOT/target/idlcm-test"
+PLAIN_MOTO_PORT=5058
+PLAIN_STATE_DIR="$ROOT/target/idlcm-plain-moto"
 CONF_MOTO_PORT=5057
 CONF_API_PORT=9001
 CONF_DEMO_PORT=8091
@@ -84,6 +87,7 @@ cleanup() {
   set +e
   stop_run_sh
   infra/moto.sh stop "$TEST_MOTO_PORT" "$TEST_STATE_DIR" >/dev/null 2>&1
+  infra/moto.sh stop "$PLAIN_MOTO_PORT" "$PLAIN_STATE_DIR" >/dev/null 2>&1
   if [[ -n "$current_stage" ]]; then
     stage_result[$current_stage]="FAILED"
     [[ $status -ne 0 ]] || status=1
@@ -130,6 +134,13 @@ export no_proxy="$NO_PROXY"
 stage_moto() {
   infra/moto.sh stop "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
   infra/moto.sh start "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
+  # Our moto fixes answer as moto does: the patched server against a plain one.
+  local status=0
+  IDLCM_MOTO_PLAIN=1 infra/moto.sh start "$PLAIN_MOTO_PORT" "$PLAIN_STATE_DIR" || return
+  .venv/moto/bin/python infra/moto_patch_check.py "http://127.0.0.1:$TEST_MOTO_PORT" \
+    "http://127.0.0.1:$PLAIN_MOTO_PORT" 3 || status=$?
+  infra/moto.sh stop "$PLAIN_MOTO_PORT" "$PLAIN_STATE_DIR" || true
+  [[ $status -eq 0 ]] || return "$status"
   AWS_ENDPOINT_URL="http://127.0.0.1:$TEST_MOTO_PORT" \
     .venv/moto/bin/python infra/local_resources.py --reset --env-file "$TEST_STATE_DIR/resources.env"
 }
