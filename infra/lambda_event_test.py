@@ -9,7 +9,9 @@ Usage: lambda_event_test.py STATE_DIR API_PORT
   API_PORT   the port cargo lambda watch listens on (127.0.0.1)
 
 The events are tests/events/*.json with @PLACEHOLDERS@ for what only the running stack
-knows (integration id, token, a fresh userName).
+knows (integration id, token) and what must be fresh on each run (userName, externalId).
+Then the functions' own log lines in the emulator's log are checked: JSON, the invocation's
+requestId on each request line, none of the tokens, password or userName they handled.
 """
 
 import json
@@ -69,11 +71,13 @@ def body_of(response: dict, event: str, status: int) -> dict:
 def main() -> int:
     state_dir, port = Path(sys.argv[1]), sys.argv[2]
     local = json.loads((state_dir / "local.json").read_text(encoding="utf-8"))
-    user_name = f"event.fixture.{int(time.time() * 1000)}@example.com"
+    run = int(time.time() * 1000)
+    user_name = f"event.fixture.{run}@example.com"
     values = {
         "INTEGRATION_ID": local["demo"]["id"],
         "SCIM_TOKEN": local["demo"]["scim_token"],
         "USER_NAME": user_name,
+        "EXTERNAL_ID": f"00uevent{run}",
         "USER_NAME_QS": urllib.parse.quote(user_name, safe=""),
     }
     out_dir = state_dir / "events"
@@ -97,7 +101,38 @@ def main() -> int:
 
     print(f"lambda-event: 2 API Gateway v2 events through cargo lambda invoke: 201 created {created['id']}, "
           "filter found it")
+    check_function_logs(state_dir / "watch.log", local, user_name)
     return 0
+
+
+def check_function_logs(path: Path, local: dict, user_name: str) -> None:
+    """The functions' own lines in the emulator's log (every run so far: conformance, these
+    events): JSON with the invocation's requestId, and none of the secrets or PII they saw."""
+    planted = {
+        "admin token": local["admin_token"],
+        "SCIM token": local["demo"]["scim_token"],
+        "password from the event": "not-logged-1!",
+        "userName from the event": user_name,
+    }
+    ours = requests = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # cargo-lambda's own lines
+        if not isinstance(record, dict) or "_aws" in record:
+            continue  # EMF metric lines
+        ours += 1
+        for what, value in planted.items():
+            if value in line:
+                fail(f"the {what} is in a function's log line: {line[:300]}")
+        if record.get("message") == "request":
+            requests += 1
+            if not record.get("requestId") or record.get("request_id") != record.get("requestId"):
+                fail(f"a request line without the Lambda requestId: {line[:300]}")
+    if requests < 2:
+        fail(f"the two events' request lines are not in {path} ({ours} JSON lines)")
+    print(f"lambda-event: {ours} function log lines are JSON, carry their requestId, and hold no planted secret")
 
 
 if __name__ == "__main__":
