@@ -116,6 +116,10 @@ def check_function_logs(path: Path, local: dict, user_name: str) -> None:
     }
     ours = requests = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        # Every line: the functions' JSON and EMF lines, a panic's message, cargo-lambda's own.
+        for what, value in planted.items():
+            if value in line:
+                fail(f"the {what} is in the emulator's log: {line[:300]}")
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -123,9 +127,6 @@ def check_function_logs(path: Path, local: dict, user_name: str) -> None:
         if not isinstance(record, dict) or "_aws" in record:
             continue  # EMF metric lines
         ours += 1
-        for what, value in planted.items():
-            if value in line:
-                fail(f"the {what} is in a function's log line: {line[:300]}")
         if record.get("message") == "request":
             requests += 1
             if not record.get("requestId") or record.get("request_id") != record.get("requestId"):

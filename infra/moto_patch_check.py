@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Checks that infra/moto_server.py's GSI query path (fix 4 in its docstring) answers exactly
 as moto's own code: the same random table, writes and index queries (every key condition
-operator, both directions, Limit, FilterExpression, pagination with ExclusiveStartKey,
-writes and deletes between queries) go to a patched and a plain moto, and every page must
-be identical, LastEvaluatedKey and ScannedCount included.
+operator, both directions, Limit, FilterExpression, pagination with ExclusiveStartKey; puts,
+deletes, UpdateItem SET/REMOVE of the index keys and TransactWriteItems between queries) go
+to a patched and a plain moto, and every page must be identical, LastEvaluatedKey and
+ScannedCount included.
 
 Usage: moto_patch_check.py PATCHED_URL PLAIN_URL [SEEDS]
 """
@@ -81,6 +82,21 @@ def run(seed, patched, plain):
                 put(i)
             for c in clients:
                 c.delete_item(TableName=name, Key={"pk": {"S": "P1"}, "sk": {"S": f"s{round_:05d}"}})
+            # UpdateItem and TransactWriteItems move items into, within and out of the sparse
+            # index, as the app's job rows do (SET on requeue, REMOVE when a worker starts).
+            updates = []
+            for _ in range(6):
+                key = {"pk": {"S": f"P{rnd.randint(0, 5)}"}, "sk": {"S": f"s{rnd.randint(0, 299):05d}"}}
+                if rnd.random() < 0.5:
+                    updates.append({"Key": key, "UpdateExpression": "SET gpk = :p, gsk = :k",
+                                    "ExpressionAttributeValues": {":p": {"S": f"G{rnd.randint(0, 3)}"},
+                                                                  ":k": {"S": f"k{rnd.randint(0, 40):03d}"}}})
+                else:
+                    updates.append({"Key": key, "UpdateExpression": "REMOVE gpk, gsk"})
+            for c in clients:
+                for u in updates[:3]:
+                    c.update_item(TableName=name, **u)
+                c.transact_write_items(TransactItems=[{"Update": dict(u, TableName=name)} for u in updates[3:]])
     return True
 
 

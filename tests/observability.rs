@@ -3,8 +3,10 @@
 //! every place one could leak from: the admin and SCIM tokens, a wrong token, the user's
 //! password and profile, a PII filter, an inline connector secret and one read from SSM.
 //!
-//! The production subscriber (`idlcm::telemetry`) is installed at debug level for our crates,
-//! so a `debug!` that prints a secret fails this test as surely as an `info!`.
+//! The production subscriber and filter (`idlcm::telemetry`) are installed at debug level, the
+//! most the template allows, so a `debug!` that prints a secret fails this test as surely as
+//! an `info!`. (The `request_id` here is a generated one: in-process there is no Lambda
+//! context. `infra/lambda_event_test.py` checks the real one in the emulator's log.)
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -13,7 +15,6 @@ use idlcm_tests::demo_app::DemoApp;
 use idlcm_tests::world::{patch, settle};
 use idlcm_tests::{ADMIN_TOKEN, Stack, captured_metrics, demo_integration};
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
 
 static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
@@ -38,7 +39,8 @@ fn captured_log() -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_ids_and_never_secrets_and_metrics_cover_the_path() {
-    let filter = EnvFilter::new("info,idlcm=debug,scim_api=debug");
+    // The production filter at the most verbose level the template allows (LogLevel DEBUG).
+    let filter = idlcm::telemetry::filter_for("debug");
     tracing::subscriber::set_global_default(idlcm::telemetry::subscriber(|| Capture, filter)).unwrap();
 
     let stack = Stack::start().await;
@@ -163,6 +165,8 @@ async fn logs_carry_ids_and_never_secrets_and_metrics_cover_the_path() {
     for m in &metrics {
         let line = m.to_string();
         assert!(planted.iter().all(|(_, s)| !line.contains(s.as_str())), "a metric carries a secret: {line}");
-        assert!(!line.contains(&inline.id), "an integration id as a dimension: {line}");
+        for id in [&inline.id, &by_ref.id] {
+            assert!(!line.contains(id.as_str()), "an integration id as a dimension: {line}");
+        }
     }
 }

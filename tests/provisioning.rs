@@ -498,3 +498,44 @@ async fn a_job_that_keeps_failing_ends_failed_with_its_last_error() {
     assert!(error.contains("gave up after 2 attempts") && error.contains("503"), "{error}");
     assert!(w.app_user("kim@example.com").await.is_none());
 }
+
+/// Near the end of its invocation the worker hands the rest of the batch back (visible again
+/// at once) instead of starting a job the timeout would cut: nothing runs, nothing is lost.
+#[tokio::test]
+async fn a_batch_near_the_invocation_deadline_goes_back_untouched() {
+    let w = World::new().await;
+    w.create_user("hana@example.com").await;
+    w.create_user("ivan@example.com").await;
+    let sqs = w.stack.sqs();
+    let received = sqs
+        .receive_message()
+        .queue_url(&w.stack.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let batch: Vec<Delivery> = received
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| Delivery {
+            message_id: m.message_id.unwrap(),
+            receipt_handle: m.receipt_handle,
+            body: m.body.unwrap(),
+            receive_count: 1,
+        })
+        .collect();
+    assert_eq!(batch.len(), 2, "both users' jobs in one batch");
+
+    let soon = Instant::now() + idlcm::worker::JOB_BUDGET / 2;
+    let failed = w.worker.handle_batch_until(&batch, Some(soon)).await;
+    let ids: Vec<String> = batch.iter().map(|d| d.message_id.clone()).collect();
+    assert_eq!(failed, ids, "every message handed back, in order");
+    assert!(w.jobs().await.iter().all(|j| j.status == "queued" && j.attempts == 0), "no job was started");
+    assert!(w.demo.users().await.is_empty(), "nothing reached the app");
+
+    // Handed back visible at once: the next invocation, with time to spare, applies them.
+    w.settle().await;
+    assert_eq!(w.demo.users().await.len(), 2);
+}

@@ -100,6 +100,37 @@ impl IntegrationConfig {
                 return Err(ScimError::invalid_value("each roles.groups entry needs a 'group' and a 'role'"));
             }
         }
+        if let Some(reference) = cfg.connector.secret_ref() {
+            crate::secrets::SecretRef::parse(reference)
+                .map_err(|e| ScimError::invalid_value(format!("connector.secret_ref: {e}")))?;
+        }
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn with_secret_ref(reference: &str) -> Value {
+        json!({
+            "name": "App",
+            "connector": {"type": "webhook", "url": "https://robot.example/hook", "secret_ref": reference},
+            "roles": {"attribute": "roles", "groups": [], "default": null},
+            "attributes": ["userName"],
+        })
+    }
+
+    #[test]
+    fn a_secret_ref_is_checked_when_the_integration_is_saved() {
+        assert!(IntegrationConfig::from_json(with_secret_ref("ssm:/idlcm/connectors/robot")).is_ok());
+        assert!(IntegrationConfig::from_json(with_secret_ref("secretsmanager:idlcm/robot#key")).is_ok());
+        for bad in ["vault:robot", "arn:aws:ssm:eu-west-1:1:parameter/x", "env:AWS_SECRET_ACCESS_KEY"] {
+            let err = IntegrationConfig::from_json(with_secret_ref(bad)).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.detail.starts_with("connector.secret_ref: "), "{bad}: {}", err.detail);
+        }
     }
 }

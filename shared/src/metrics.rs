@@ -6,14 +6,16 @@
 //! | `Requests` | Count | `Route`, `Status` | scim-api, every answer (SCIM, admin, callback) |
 //! | `RequestLatency` | Milliseconds | `Route`, `Status` | scim-api |
 //! | `Jobs` | Count | `Action`, `Outcome` | worker and webhook callbacks |
-//! | `EndToEndLatency` | Milliseconds | `Action` | a job applied: SCIM commit → app updated |
+//! | `EndToEndLatency` | Milliseconds | `Action` | a job applied: SCIM commit → app updated (not after an admin's retry) |
 //! | `Retries` | Count | `Action` | a job rescheduled after a retryable failure |
 //! | `SweeperResends` | Count | (none) | sweeper, every run (0 included) |
 //!
 //! The namespace is `IDLCM_METRICS_NAMESPACE` (template.yaml: `idlcm/<stack name>`), default
 //! `idlcm`. Dimension values are route templates and fixed words, never ids or user data.
+//! Each line carries `"level": "INFO"`, the level Lambda's JSON log filter reads, so metrics
+//! pass at the template's `LogLevel` values (INFO, DEBUG).
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
@@ -40,6 +42,7 @@ pub fn emf_line(
     metrics: &[(&str, Unit, f64)],
 ) -> String {
     let mut doc = Map::new();
+    doc.insert("level".into(), "INFO".into());
     doc.insert(
         "_aws".into(),
         json!({
@@ -64,8 +67,6 @@ type Sink = Box<dyn Fn(&str) + Send + Sync>;
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 static NAMESPACE: OnceLock<String> = OnceLock::new();
-/// Serializes whole lines on stdout (Lambda reads stdout line by line).
-static STDOUT: Mutex<()> = Mutex::new(());
 
 /// Sends every metric line to `sink` instead of stdout (tests). First call wins.
 pub fn set_sink(sink: impl Fn(&str) + Send + Sync + 'static) {
@@ -83,10 +84,8 @@ pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, Unit, f64)]) {
     let line = emf_line(namespace(), chrono::Utc::now().timestamp_millis(), dimensions, metrics);
     match SINK.get() {
         Some(sink) => sink(&line),
-        None => {
-            let _guard = STDOUT.lock().unwrap_or_else(|e| e.into_inner());
-            println!("{line}");
-        }
+        // One write per line under stdout's lock: log lines and metric lines never interleave.
+        None => println!("{line}"),
     }
 }
 

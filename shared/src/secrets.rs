@@ -1,7 +1,8 @@
 //! Secrets by reference, read at run time and never stored in the table or the template.
 //!
 //! A reference is one of:
-//! - `env:NAME`: an environment variable (local runs and tests);
+//! - `env:NAME`: an environment variable (local runs and tests); never the runtime's own
+//!   (`AWS_*`, `LAMBDA_*`, `_*`: the function role's credentials live there);
 //! - `ssm:/path/name`: an SSM Parameter Store parameter (a `SecureString` is decrypted);
 //! - `secretsmanager:NAME[#key]`: a Secrets Manager secret, read through Parameter Store's
 //!   `/aws/reference/secretsmanager/` names, so one SDK client serves both services. With
@@ -15,11 +16,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ssm::error::{DisplayErrorContext, SdkError};
+use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 
 /// How long a resolved value is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// How long a failed lookup is remembered: a missing or forbidden parameter is not asked for
+/// again on every request (SSM throttles), yet a fix is seen within half a minute.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
 
 /// Parameter Store's window onto Secrets Manager.
 const SECRETS_MANAGER_PREFIX: &str = "/aws/reference/secretsmanager/";
@@ -41,6 +46,9 @@ impl<'a> SecretRef<'a> {
             return Err(invalid("the reference names nothing after its kind"));
         }
         match kind {
+            "env" if ["AWS_", "LAMBDA_", "_"].iter().any(|p| rest.to_ascii_uppercase().starts_with(p)) => {
+                Err(invalid("env: may not name the runtime's own variables (AWS_*, LAMBDA_*, _*)"))
+            }
             "env" => Ok(SecretRef::Env(rest)),
             "ssm" if rest.starts_with('/') || !rest.contains('/') => Ok(SecretRef::Ssm(rest)),
             "ssm" => Err(invalid("an SSM parameter path starts with '/'")),
@@ -74,9 +82,12 @@ pub enum SecretError {
     NotFound { reference: String },
     #[error("secret '{reference}' is not a JSON object with a string field '{key}'")]
     NoSuchKey { reference: String, key: String },
-    /// Throttling, network or permission trouble: the next attempt may succeed.
+    /// Throttling, a timeout, a service error: the next attempt may succeed.
     #[error("secret '{reference}' could not be read: {message}")]
     Unavailable { reference: String, message: String },
+    /// Access denied, a key that cannot decrypt, an invalid name: fixed by an operator.
+    #[error("secret '{reference}' cannot be read: {message}")]
+    Refused { reference: String, message: String },
 }
 
 impl SecretError {
@@ -90,8 +101,11 @@ impl SecretError {
 pub struct Secrets {
     ssm: aws_sdk_ssm::Client,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, String)>>,
+    cache: Mutex<HashMap<String, Lookup>>,
 }
+
+/// A remembered lookup: when it was made and what it gave.
+type Lookup = (Instant, Result<String, SecretError>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,40 +130,46 @@ impl Secrets {
             SecretRef::Env(var) => return std::env::var(var).map_err(|_| not_found()),
             other => other.parameter_name().unwrap_or_default(),
         };
-        if let Some(value) = self.cached(reference) {
-            return Ok(value);
+        if let Some(result) = self.cached(reference) {
+            return result;
         }
-        let raw = self.get_parameter(reference, &name).await?;
-        let value = match parsed {
+        let result = self.get_parameter(reference, &name).await.and_then(|raw| match parsed {
             SecretRef::SecretsManager { key: Some(key), .. } => json_field(&raw, key)
-                .ok_or_else(|| SecretError::NoSuchKey { reference: reference.to_owned(), key: key.to_owned() })?,
-            _ => raw,
-        };
+                .ok_or_else(|| SecretError::NoSuchKey { reference: reference.to_owned(), key: key.to_owned() }),
+            _ => Ok(raw),
+        });
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(reference.to_owned(), (Instant::now(), value.clone()));
-        Ok(value)
+            .insert(reference.to_owned(), (Instant::now(), result.clone()));
+        result
     }
 
-    fn cached(&self, reference: &str) -> Option<String> {
+    fn cached(&self, reference: &str) -> Option<Result<String, SecretError>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(reference).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        let (at, result) = cache.get(reference)?;
+        let ttl = if result.is_ok() { self.ttl } else { FAILURE_TTL };
+        (at.elapsed() < ttl).then(|| result.clone())
     }
 
     async fn get_parameter(&self, reference: &str, name: &str) -> Result<String, SecretError> {
         let out = self.ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-            let not_found = matches!(
-                &e,
-                SdkError::ServiceError(s) if matches!(s.err(), GetParameterError::ParameterNotFound(_))
-            );
-            if not_found {
-                SecretError::NotFound { reference: reference.to_owned() }
-            } else {
-                SecretError::Unavailable {
-                    reference: reference.to_owned(),
-                    message: DisplayErrorContext(&e).to_string(),
+            let reference = reference.to_owned();
+            let message = DisplayErrorContext(&e).to_string();
+            match &e {
+                SdkError::ServiceError(s) if matches!(s.err(), GetParameterError::ParameterNotFound(_)) => {
+                    SecretError::NotFound { reference }
                 }
+                // 5xx and throttling are the service's passing trouble; other answers
+                // (AccessDenied, ValidationException, InvalidKeyId) need an operator.
+                SdkError::ServiceError(s)
+                    if s.raw().status().is_server_error()
+                        || s.err().code().is_some_and(|c| c.contains("Throttl") || c == "InternalServerError") =>
+                {
+                    SecretError::Unavailable { reference, message }
+                }
+                SdkError::ServiceError(_) => SecretError::Refused { reference, message },
+                _ => SecretError::Unavailable { reference, message },
             }
         })?;
         out.parameter.and_then(|p| p.value).ok_or_else(|| SecretError::NotFound { reference: reference.to_owned() })
@@ -179,7 +199,10 @@ mod tests {
             SecretRef::parse("secretsmanager:idlcm/app").unwrap().parameter_name().unwrap(),
             "/aws/reference/secretsmanager/idlcm/app"
         );
-        for bad in ["", "APP_TOKEN", "env:", "vault:x", "ssm:a/b", "secretsmanager:#k", "secretsmanager:x#"] {
+        let bad_refs = ["", "APP_TOKEN", "env:", "vault:x", "ssm:a/b", "secretsmanager:#k", "secretsmanager:x#"];
+        let runtime_vars =
+            ["env:AWS_SECRET_ACCESS_KEY", "env:aws_session_token", "env:LAMBDA_TASK_ROOT", "env:_HANDLER"];
+        for bad in bad_refs.into_iter().chain(runtime_vars) {
             let err = SecretRef::parse(bad).unwrap_err();
             assert!(matches!(err, SecretError::Invalid { .. }), "{bad}: {err}");
         }

@@ -5,7 +5,7 @@
 //! Insights can filter on them directly (`filter job_id = "…"`).
 //!
 //! What must never be logged (tokens, passwords, whole SCIM resources, connector secrets) is
-//! kept out at the call sites; `tests/tests/logs.rs` plants such values and scans the output.
+//! kept out at the call sites; `tests/observability.rs` plants such values and scans the output.
 
 use std::fmt;
 
@@ -75,14 +75,20 @@ impl Visit for JsonVisitor<'_> {
 }
 
 /// The level filter: Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by `LoggingConfig`), else `RUST_LOG`,
-/// else `info`. The AWS SDK's own chatter stays at `warn` unless asked for by name.
+/// else `info`.
 pub fn filter_from_env() -> EnvFilter {
-    let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into())
-        .to_ascii_lowercase();
-    let spec = if spec.contains("aws_") { spec } else { format!("{spec},aws_config=warn,aws_smithy_runtime=warn") };
-    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
+    let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    filter_for(&spec)
+}
+
+/// A filter for `spec` (a level or `RUST_LOG` directives) that never lets through what other
+/// crates log below `info`: at `trace`, `lambda_runtime` logs each raw event, Authorization
+/// header and SCIM body included; the AWS SDK's debug lines are noise. Our own crates follow `spec`.
+pub fn filter_for(spec: &str) -> EnvFilter {
+    let spec = if spec.trim().is_empty() { "info".to_string() } else { spec.trim().to_ascii_lowercase() };
+    let quiet = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,aws_config=warn,\
+                 aws_smithy_runtime=warn,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info";
+    EnvFilter::try_new(format!("{spec},{quiet}")).unwrap_or_else(|_| EnvFilter::new(format!("info,{quiet}")))
 }
 
 /// The subscriber every function installs, writing to `writer` (tests capture it).

@@ -60,14 +60,36 @@ fn short(s: &str) -> String {
     s.chars().take(500).collect()
 }
 
+/// The time one job may take: a connector call is bounded at 10 s (`connector::REQUEST_TIMEOUT`)
+/// and the `scim` connector makes two, plus the reads and writes around them.
+pub const JOB_BUDGET: Duration = Duration::from_secs(25);
+
 impl Worker {
+    /// Handles a batch in order (no deadline: tests and local runs).
+    pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+        self.handle_batch_until(batch, None).await
+    }
+
     /// Handles a batch in order. FIFO semantics: at the first message that must be retried,
     /// stop; it and every later message are returned as failures. The later ones are made
     /// visible again at once, so a user whose job keeps failing delays others by one redelivery
-    /// at most. Returns the failed message ids.
-    pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+    /// at most. Near the invocation's `deadline` (less than [`JOB_BUDGET`] left) the rest of the
+    /// batch is handed back the same way instead of being cut off by the timeout. Returns the
+    /// failed message ids.
+    pub async fn handle_batch_until(&self, batch: &[Delivery], deadline: Option<std::time::Instant>) -> Vec<String> {
         let mut failed = Vec::new();
         for (i, d) in batch.iter().enumerate() {
+            if deadline.is_some_and(|end| end.saturating_duration_since(std::time::Instant::now()) < JOB_BUDGET) {
+                tracing::info!(
+                    handed_back = batch.len() - i,
+                    "invocation deadline near; the rest of the batch goes back"
+                );
+                for rest in &batch[i..] {
+                    self.set_visibility(rest, Duration::ZERO).await;
+                    failed.push(rest.message_id.clone());
+                }
+                break;
+            }
             match self.handle(d).await {
                 Disposition::Ack => {}
                 Disposition::Retry { delay } => {
@@ -191,7 +213,7 @@ impl Worker {
                 self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, id).await?;
                 self.store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
-                job_applied_metrics(action.as_str(), &job.created_at);
+                job_applied_metrics(action.as_str(), &job);
                 Ok(Disposition::Ack)
             }
             Ok(Outcome::Accepted { detail }) => {
@@ -236,7 +258,6 @@ impl Worker {
                     delay_s = delay.as_secs(),
                     "job will be retried"
                 );
-                job_metric(action.as_str(), "retried");
                 metrics::emit(&[("Action", action.as_str())], &[("Retries", Unit::Count, 1.0)]);
                 Ok(Disposition::Retry { delay })
             }
@@ -274,10 +295,11 @@ pub fn job_metric(action: &str, outcome: &str) {
     metrics::emit(&[("Action", action), ("Outcome", outcome)], &[("Jobs", Unit::Count, 1.0)]);
 }
 
-/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`).
-pub fn job_applied_metrics(action: &str, created_at: &str) {
+/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`), unless
+/// an admin retried it (then the time says when the admin acted, not how fast idlcm is).
+pub fn job_applied_metrics(action: &str, job: &JobRow) {
     job_metric(action, status::SUCCEEDED);
-    if let Some(ms) = metrics::ms_since(created_at) {
+    if let Some(ms) = metrics::ms_since(&job.created_at).filter(|_| job.retries == 0) {
         metrics::emit(&[("Action", action)], &[("EndToEndLatency", Unit::Milliseconds, ms)]);
     }
 }

@@ -93,8 +93,9 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{scim}/Schemas/{{id}}"), get(h::schema))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
-        .layer(axum::middleware::from_fn(http::log_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(http::panic_response))
+        // Outermost: a panic's 500 is logged and counted like any answer.
+        .layer(axum::middleware::from_fn(http::log_requests))
         .with_state(state)
 }

@@ -20,8 +20,18 @@ fn deliveries(event: SqsEvent) -> Vec<Delivery> {
         .collect()
 }
 
+/// The invocation's deadline (`context.deadline`: epoch milliseconds) as an `Instant`.
+fn deadline(context: &lambda_runtime::Context) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    std::time::Instant::now() + std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
+
 async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let failed = worker.handle_batch(&deliveries(event.payload)).await;
+    let deadline = deadline(&event.context);
+    let failed = worker.handle_batch_until(&deliveries(event.payload), Some(deadline)).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()

@@ -94,6 +94,15 @@ impl ConnectorConfig {
         config
     }
 
+    /// The `secret_ref` of the configuration, if it has one.
+    pub fn secret_ref(&self) -> Option<&str> {
+        match self {
+            ConnectorConfig::Http(c) => c.secret_ref.as_deref(),
+            ConnectorConfig::Scim(c) => c.secret_ref.as_deref(),
+            ConnectorConfig::Webhook(c) => c.secret_ref.as_deref(),
+        }
+    }
+
     /// The connector type as configured (`http`, `scim`, `webhook`).
     pub fn kind(&self) -> &'static str {
         match self {

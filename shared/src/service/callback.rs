@@ -64,7 +64,7 @@ pub async fn job_callback(
         let app_id = store.get_applied(iid, &job.user_id).await?.and_then(|a| a.app_id);
         store.record_applied(iid, &job.user_id, sent.as_ref(), seq, app_id).await?;
         store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), job.applied_action.as_deref()).await?;
-        crate::worker::job_applied_metrics(job.applied_action.as_deref().unwrap_or(&job.action), &job.created_at);
+        crate::worker::job_applied_metrics(job.applied_action.as_deref().unwrap_or(&job.action), &job);
     } else {
         let error = detail.clone().unwrap_or_else(|| "the webhook reported a failure".into());
         store.finish_job(&job, status::FAILED, Some(&error), None, job.applied_action.as_deref()).await?;

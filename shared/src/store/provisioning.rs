@@ -583,7 +583,8 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI2)
-            .key_condition_expression("gsi2pk = :u")
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", keys::GSI2_PK)
             .expression_attribute_values(":u", s(keys::user_jobs_gsi_pk(iid, user_id)))
             .scan_index_forward(false)
             .limit(limit as i32)
@@ -675,5 +676,36 @@ impl Store {
             .iter()
             .filter_map(|i| Some((get_s(i, "group_id")?.to_string(), get_s(i, "user_id")?.to_string())))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    /// The attribute names the rows are stored under are the ones `store::keys` names (and
+    /// `tests/template.rs` compares with the table's indexes and TTL in template.yaml).
+    #[test]
+    fn rows_store_their_index_and_ttl_attributes_under_the_names_of_store_keys() {
+        let job: JobRow = serde_json::from_value(serde_json::json!({
+            "pk": "p", "sk": "s", "id": "j", "request_id": "r", "integration_id": "i", "user_id": "u",
+            "action": "provision", "seq": 1, "status": "queued", "created_at": "2026-01-01T00:00:00Z",
+            "gsi1pk": "QUEUED", "gsi1sk": "x", "gsi2pk": "USERJOBS#i#u", "gsi2sk": "j", "expires_at": 1
+        }))
+        .unwrap();
+        let item: Item = serde_dynamo::to_item(&job).unwrap();
+        for name in [keys::GSI1_PK, keys::GSI1_SK, keys::GSI2_PK, keys::GSI2_SK, keys::TTL_ATTRIBUTE] {
+            assert!(item.contains_key(name), "a job row has no attribute {name}");
+        }
+        let request: RequestRow = serde_json::from_value(serde_json::json!({
+            "pk": "p", "sk": "s", "id": "r", "integration_id": "i", "created_at": "2026-01-01T00:00:00Z",
+            "method": "PATCH", "path": "/Groups/g", "resource_type": "Group", "total": 1, "status": "requested",
+            "gsi1pk": "ACTIVITY#i", "gsi1sk": "r", "expires_at": 1
+        }))
+        .unwrap();
+        let item: Item = serde_dynamo::to_item(&request).unwrap();
+        for name in [keys::GSI1_PK, keys::GSI1_SK, keys::TTL_ATTRIBUTE] {
+            assert!(item.contains_key(name), "a request row has no attribute {name}");
+        }
     }
 }

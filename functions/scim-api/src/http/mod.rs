@@ -211,8 +211,8 @@ impl QueryParams {
     }
 }
 
-/// Every request runs in a span carrying its `request_id` (the Lambda invocation's, so a line
-/// can be matched with API Gateway's access log) and `integration_id`; every line logged while
+/// Every request runs in a span carrying its `request_id` (the Lambda invocation's, which API
+/// Gateway's access log records as `lambdaRequestId`) and `integration_id`; every line logged while
 /// serving it carries both. Then one line per request (method, route template, never the
 /// query: filters carry PII; status; latency) and the `Requests`/`RequestLatency` metrics.
 pub async fn log_requests(req: Request, next: Next) -> Response {
