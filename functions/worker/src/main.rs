@@ -20,18 +20,22 @@ fn deliveries(event: SqsEvent) -> Vec<Delivery> {
         .collect()
 }
 
-/// The invocation's deadline (`context.deadline`: epoch milliseconds) as an `Instant`.
-fn deadline(context: &lambda_runtime::Context) -> std::time::Instant {
+/// The invocation's deadline (`context.deadline`: epoch milliseconds) as an `Instant`; `None`
+/// when it is not in the future (`cargo lambda watch` sends none: 0).
+fn deadline(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    std::time::Instant::now() + std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    let left = context.deadline.checked_sub(now_ms).filter(|ms| *ms > 0)?;
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(left))
 }
 
 async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline(&event.context);
-    let failed = worker.handle_batch_until(&deliveries(event.payload), Some(deadline)).await;
+    let ms_left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis() as u64);
+    tracing::debug!(messages = event.payload.records.len(), ms_left, "batch");
+    let failed = worker.handle_batch_until(&deliveries(event.payload), deadline).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
