@@ -169,6 +169,13 @@ stage_cargo_test() {
   )
 }
 
+# After a failing stage on the running stack: stop it, then show the end of the API's log.
+stop_and_show_api_log() {
+  stop_run_sh
+  say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
+  tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
+}
+
 stage_conformance() {
   mkdir -p "$CONF_STATE_DIR" || return
   rm -f "$CONF_STATE_DIR/local.json" || return
@@ -201,11 +208,7 @@ stage_conformance() {
   url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_base_url"])' "$CONF_STATE_DIR/local.json")" || return
   token="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["scim_token"])' "$CONF_STATE_DIR/local.json")" || return
   IDLCM_SCIM_TOKEN="$token" infra/conformance.sh "$url" || status=$?
-  if [[ $status -ne 0 ]]; then
-    stop_run_sh
-    say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
-    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
-  fi
+  [[ $status -eq 0 ]] || stop_and_show_api_log
   return "$status"
 }
 
@@ -220,11 +223,7 @@ stage_template() {
 stage_lambda_event() {
   local status=0
   .venv/tools/bin/python infra/lambda_event_test.py "$CONF_STATE_DIR" "$CONF_API_PORT" || status=$?
-  if [[ $status -ne 0 ]]; then
-    stop_run_sh
-    say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
-    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
-  fi
+  [[ $status -eq 0 ]] || stop_and_show_api_log
   return "$status"
 }
 
@@ -232,11 +231,8 @@ stage_lambda_event() {
 stage_browser() {
   local status=0
   infra/browser_test.sh "$CONF_STATE_DIR" "$ROOT/target/activity.png" || status=$?
-  stop_run_sh
-  if [[ $status -ne 0 ]]; then
-    say "API log: $CONF_STATE_DIR/watch.log; last lines:" >&2
-    tail -n 20 "$CONF_STATE_DIR/watch.log" | cut -c1-300 >&2 || true
-  fi
+  # The last stage on the running stack: stop it either way.
+  if [[ $status -eq 0 ]]; then stop_run_sh; else stop_and_show_api_log; fi
   return "$status"
 }
 

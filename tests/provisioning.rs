@@ -175,27 +175,14 @@ async fn retries_failures_and_duplicates() {
     // The same SQS message delivered twice: one call on the app.
     w.demo.clear_events().await;
     w.create_user("gina@example.com").await;
-    let sqs = w.stack.sqs();
-    let received = sqs
-        .receive_message()
-        .queue_url(&w.stack.queue_url)
-        .max_number_of_messages(1)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .unwrap();
-    let m = received.messages.unwrap().pop().expect("the job message");
-    let delivery = Delivery {
-        message_id: m.message_id.clone().unwrap(),
-        receipt_handle: m.receipt_handle.clone(),
-        body: m.body.clone().unwrap(),
-        receive_count: 1,
-    };
+    let delivery = w.receive(1).await.pop().expect("the job message");
     assert!(w.worker.handle_batch(std::slice::from_ref(&delivery)).await.is_empty());
     // Lambda lost the ack: the message comes back and is handled again.
-    sqs.change_message_visibility()
+    w.stack
+        .sqs()
+        .change_message_visibility()
         .queue_url(&w.stack.queue_url)
-        .receipt_handle(m.receipt_handle.unwrap())
+        .receipt_handle(delivery.receipt_handle.clone().unwrap())
         .visibility_timeout(0)
         .send()
         .await
@@ -506,26 +493,7 @@ async fn a_batch_near_the_invocation_deadline_goes_back_untouched() {
     let w = World::new().await;
     w.create_user("hana@example.com").await;
     w.create_user("ivan@example.com").await;
-    let sqs = w.stack.sqs();
-    let received = sqs
-        .receive_message()
-        .queue_url(&w.stack.queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .unwrap();
-    let batch: Vec<Delivery> = received
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| Delivery {
-            message_id: m.message_id.unwrap(),
-            receipt_handle: m.receipt_handle,
-            body: m.body.unwrap(),
-            receive_count: 1,
-        })
-        .collect();
+    let batch = w.receive(10).await;
     assert_eq!(batch.len(), 2, "both users' jobs in one batch");
 
     let soon = Instant::now() + idlcm::worker::JOB_BUDGET / 2;

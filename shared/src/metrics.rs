@@ -89,6 +89,25 @@ pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, Unit, f64)]) {
     }
 }
 
+/// `Jobs{Action, Outcome}`: one job attempt came to `outcome`.
+pub fn job(action: &str, outcome: &str) {
+    emit(&[("Action", action), ("Outcome", outcome)], &[("Jobs", Unit::Count, 1.0)]);
+}
+
+/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`), unless
+/// an admin retried it (then the time says when the admin acted, not how fast idlcm is).
+pub fn job_applied(action: &str, row: &crate::store::provisioning::JobRow) {
+    job(action, crate::store::provisioning::status::SUCCEEDED);
+    if let Some(ms) = ms_since(&row.created_at).filter(|_| row.retries == 0) {
+        emit(&[("Action", action)], &[("EndToEndLatency", Unit::Milliseconds, ms)]);
+    }
+}
+
+/// `Retries{Action}`: a job rescheduled after a retryable failure.
+pub fn retry(action: &str) {
+    emit(&[("Action", action)], &[("Retries", Unit::Count, 1.0)]);
+}
+
 /// Milliseconds from an RFC 3339 time (a job's `created_at`) to now; `None` if unparsable.
 pub fn ms_since(rfc3339: &str) -> Option<f64> {
     let then = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;

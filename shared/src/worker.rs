@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::assignment::diff::diff;
 use crate::connector::{self, Connector, ConnectorConfig, ConnectorError, Job, Outcome};
 use crate::integration::IntegrationConfig;
-use crate::metrics::{self, Unit};
+use crate::metrics;
 use crate::queue::JobMessage;
 use crate::secrets::Secrets;
 use crate::service::{now, render};
@@ -157,7 +157,7 @@ impl Worker {
     async fn apply(&self, iid: &str, job: JobRow, receive_count: u32) -> Result<Disposition, StoreError> {
         let Some(record) = self.store.get_integration(iid).await? else {
             self.store.finish_job(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
-            job_metric(&job.action, status::FAILED);
+            metrics::job(&job.action, status::FAILED);
             return Ok(Disposition::Ack);
         };
         let config = match IntegrationConfig::from_json(record.config_json()) {
@@ -165,7 +165,7 @@ impl Worker {
             Err(e) => {
                 let error = format!("connector configuration: {}", e.detail);
                 self.store.finish_job(&job, status::FAILED, Some(&error), None, None).await?;
-                job_metric(&job.action, status::FAILED);
+                metrics::job(&job.action, status::FAILED);
                 return Ok(Disposition::Ack);
             }
         };
@@ -186,7 +186,7 @@ impl Worker {
             self.store
                 .finish_job(&job, status::SUPERSEDED, None, Some("the app already matches the desired state"), None)
                 .await?;
-            job_metric(&job.action, status::SUPERSEDED);
+            metrics::job(&job.action, status::SUPERSEDED);
             return Ok(Disposition::Ack);
         };
 
@@ -213,7 +213,7 @@ impl Worker {
                 self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, id).await?;
                 self.store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
-                job_applied_metrics(action.as_str(), &job);
+                metrics::job_applied(action.as_str(), &job);
                 Ok(Disposition::Ack)
             }
             Ok(Outcome::Accepted { detail }) => {
@@ -221,14 +221,14 @@ impl Worker {
                     .job_accepted(iid, &job.id, desired.as_ref(), desired_seq, action.as_str(), detail.as_deref())
                     .await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job accepted; waiting for the callback");
-                job_metric(action.as_str(), "accepted");
+                metrics::job(action.as_str(), "accepted");
                 Ok(Disposition::Ack)
             }
             Err(ConnectorError::Permanent { message, .. }) => {
                 let message = short(&message);
                 self.store.finish_job(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await?;
                 tracing::warn!(action = action.as_str(), latency_ms = ms, "job failed permanently");
-                job_metric(action.as_str(), status::FAILED);
+                metrics::job(action.as_str(), status::FAILED);
                 Ok(Disposition::Ack)
             }
             Err(ConnectorError::Retryable { message, retry_after }) => {
@@ -240,7 +240,7 @@ impl Worker {
                         action = action.as_str(),
                         "job failed after the last attempt; the message goes to the DLQ"
                     );
-                    job_metric(action.as_str(), status::FAILED);
+                    metrics::job(action.as_str(), status::FAILED);
                     // Returned as a failure once more: SQS moves it to the dead-letter queue.
                     return Ok(Disposition::Retry { delay: Duration::ZERO });
                 }
@@ -258,7 +258,7 @@ impl Worker {
                     delay_s = delay.as_secs(),
                     "job will be retried"
                 );
-                metrics::emit(&[("Action", action.as_str())], &[("Retries", Unit::Count, 1.0)]);
+                metrics::retry(action.as_str());
                 Ok(Disposition::Retry { delay })
             }
         }
@@ -287,20 +287,6 @@ impl Worker {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_else(|| json!({ "id": job.user_id, "userName": job.user_name })))
-    }
-}
-
-/// `Jobs{Action, Outcome}`: one job attempt came to `outcome`.
-pub fn job_metric(action: &str, outcome: &str) {
-    metrics::emit(&[("Action", action), ("Outcome", outcome)], &[("Jobs", Unit::Count, 1.0)]);
-}
-
-/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`), unless
-/// an admin retried it (then the time says when the admin acted, not how fast idlcm is).
-pub fn job_applied_metrics(action: &str, job: &JobRow) {
-    job_metric(action, status::SUCCEEDED);
-    if let Some(ms) = metrics::ms_since(&job.created_at).filter(|_| job.retries == 0) {
-        metrics::emit(&[("Action", action)], &[("EndToEndLatency", Unit::Milliseconds, ms)]);
     }
 }
 

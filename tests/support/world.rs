@@ -106,6 +106,32 @@ impl World {
         settle(&self.stack, &self.worker, &self.source, &self.scim.id, SETTLE).await;
     }
 
+    /// Receives up to `max` job messages from the queue (2 s long poll), as Lambda hands them
+    /// to the worker: first delivery.
+    pub async fn receive(&self, max: i32) -> Vec<Delivery> {
+        let received = self
+            .stack
+            .sqs()
+            .receive_message()
+            .queue_url(&self.stack.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        received
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Delivery {
+                message_id: m.message_id.unwrap_or_default(),
+                receipt_handle: m.receipt_handle,
+                body: m.body.unwrap_or_default(),
+                receive_count: 1,
+            })
+            .collect()
+    }
+
     pub async fn app_user(&self, email: &str) -> Option<User> {
         self.demo.users().await.into_iter().find(|u| u.email == email)
     }

@@ -64,11 +64,11 @@ pub async fn job_callback(
         let app_id = store.get_applied(iid, &job.user_id).await?.and_then(|a| a.app_id);
         store.record_applied(iid, &job.user_id, sent.as_ref(), seq, app_id).await?;
         store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), job.applied_action.as_deref()).await?;
-        crate::worker::job_applied_metrics(job.applied_action.as_deref().unwrap_or(&job.action), &job);
+        crate::metrics::job_applied(job.applied_action.as_deref().unwrap_or(&job.action), &job);
     } else {
         let error = detail.clone().unwrap_or_else(|| "the webhook reported a failure".into());
         store.finish_job(&job, status::FAILED, Some(&error), None, job.applied_action.as_deref()).await?;
-        crate::worker::job_metric(job.applied_action.as_deref().unwrap_or(&job.action), status::FAILED);
+        crate::metrics::job(job.applied_action.as_deref().unwrap_or(&job.action), status::FAILED);
     }
     tracing::info!(integration_id = %iid, job_id = %job.id, outcome, "webhook callback recorded");
     Ok(Reply::json(200, json!({ "job_id": job.id, "status": outcome })))
