@@ -61,10 +61,27 @@ pub const SCIM_API_ENV: &[&str] = &[
     "IDLCM_HISTORY_DAYS",
     "IDLCM_METRICS_NAMESPACE",
 ];
-pub const WORKER_ENV: &[&str] =
-    &["IDLCM_TABLE", "IDLCM_JOBS_QUEUE_URL", "IDLCM_MAX_RECEIVES", "IDLCM_PUBLIC_URL", "IDLCM_METRICS_NAMESPACE"];
-pub const SWEEPER_ENV: &[&str] =
-    &["IDLCM_TABLE", "IDLCM_JOBS_QUEUE_URL", "IDLCM_SWEEP_GRACE_SECONDS", "IDLCM_METRICS_NAMESPACE"];
+pub const WORKER_ENV: &[&str] = &[
+    "IDLCM_TABLE",
+    "IDLCM_JOBS_QUEUE_URL",
+    "IDLCM_MAX_RECEIVES",
+    "IDLCM_PUBLIC_URL",
+    "IDLCM_METRICS_NAMESPACE",
+    "IDLCM_JOB_DEADLINE_SECONDS",
+];
+pub const SWEEPER_ENV: &[&str] = &[
+    "IDLCM_TABLE",
+    "IDLCM_JOBS_QUEUE_URL",
+    "IDLCM_JOBS_DLQ_URL",
+    "IDLCM_SWEEP_GRACE_SECONDS",
+    "IDLCM_METRICS_NAMESPACE",
+];
+
+/// Default of `IDLCM_JOB_DEADLINE_SECONDS`: a job still `running` this long after its last
+/// start is lost (the worker died or timed out, or its message was dead-lettered). Longer than
+/// the queue's visibility timeout (360 s) plus the longest backoff (300 s), so a job that is
+/// only waiting for its next retry is never taken for lost.
+pub const DEFAULT_JOB_DEADLINE_SECONDS: u64 = 900;
 
 /// Default of `IDLCM_HISTORY_DAYS`.
 pub const DEFAULT_HISTORY_DAYS: u32 = 90;
@@ -123,6 +140,8 @@ pub struct WorkerConfig {
     /// The job queue's `maxReceiveCount` (template.yaml `JobsQueue` redrive policy).
     pub max_receives: u32,
     pub public_url: Option<String>,
+    /// See [`DEFAULT_JOB_DEADLINE_SECONDS`].
+    pub job_deadline: std::time::Duration,
 }
 
 impl WorkerConfig {
@@ -138,6 +157,12 @@ impl WorkerConfig {
             jobs_queue_url: required("IDLCM_JOBS_QUEUE_URL")?,
             max_receives,
             public_url: var("IDLCM_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            job_deadline: std::time::Duration::from_secs(match var("IDLCM_JOB_DEADLINE_SECONDS") {
+                None => DEFAULT_JOB_DEADLINE_SECONDS,
+                Some(v) => {
+                    v.parse().map_err(|_| ConfigError::Invalid("IDLCM_JOB_DEADLINE_SECONDS", "expected seconds"))?
+                }
+            }),
         })
     }
 }
@@ -149,6 +174,8 @@ pub struct SweeperConfig {
     pub jobs_queue_url: String,
     /// How long a committed job may stay `queued` before it is sent again.
     pub grace: std::time::Duration,
+    /// The job queue's dead-letter queue: its messages are failed jobs to record.
+    pub jobs_dlq_url: Option<String>,
 }
 
 impl SweeperConfig {
@@ -161,6 +188,7 @@ impl SweeperConfig {
             table: required("IDLCM_TABLE")?,
             jobs_queue_url: required("IDLCM_JOBS_QUEUE_URL")?,
             grace: std::time::Duration::from_secs(grace),
+            jobs_dlq_url: var("IDLCM_JOBS_DLQ_URL"),
         })
     }
 }

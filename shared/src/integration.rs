@@ -15,6 +15,19 @@ pub struct IntegrationConfig {
     /// The user attributes the app cares about; only these count for diffs.
     #[serde(default = "default_attributes")]
     pub attributes: Vec<AttributeMapping>,
+    /// How long a webhook job answered `202` may wait for its callback before it fails
+    /// (docs/contract.md "Webhook delivery and callbacks"; default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_timeout_seconds: Option<u64>,
+}
+
+/// Default of `callback_timeout_seconds`.
+pub const DEFAULT_CALLBACK_TIMEOUT_SECONDS: u64 = 3600;
+
+impl IntegrationConfig {
+    pub fn callback_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.callback_timeout_seconds.unwrap_or(DEFAULT_CALLBACK_TIMEOUT_SECONDS))
+    }
 }
 
 fn default_attributes() -> Vec<AttributeMapping> {
@@ -99,6 +112,9 @@ impl IntegrationConfig {
             if g.group.trim().is_empty() || g.role.trim().is_empty() {
                 return Err(ScimError::invalid_value("each roles.groups entry needs a 'group' and a 'role'"));
             }
+        }
+        if cfg.callback_timeout_seconds.is_some_and(|t| !(1..=7 * 24 * 3600).contains(&t)) {
+            return Err(ScimError::invalid_value("'callback_timeout_seconds' must be between 1 and 604800 (7 days)"));
         }
         if let Some(reference) = cfg.connector.secret_ref() {
             crate::secrets::SecretRef::parse(reference)

@@ -16,6 +16,9 @@ pub struct JobMessage {
     /// Bumped by an admin retry, so SQS does not drop the new message as a duplicate.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retry: u32,
+    /// Set when a waiting job is woken (its attempt count then), for the same reason.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wake: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -24,11 +27,24 @@ fn is_zero(n: &u32) -> bool {
 
 impl JobMessage {
     pub fn new(integration_id: &str, job_id: &str, user_id: &str) -> Self {
-        Self { integration_id: integration_id.into(), job_id: job_id.into(), user_id: user_id.into(), retry: 0 }
+        Self {
+            integration_id: integration_id.into(),
+            job_id: job_id.into(),
+            user_id: user_id.into(),
+            retry: 0,
+            wake: 0,
+        }
     }
 
     pub fn dedup_id(&self) -> String {
-        if self.retry == 0 { self.job_id.clone() } else { format!("{}.retry{}", self.job_id, self.retry) }
+        let mut id = self.job_id.clone();
+        if self.retry > 0 {
+            id.push_str(&format!(".retry{}", self.retry));
+        }
+        if self.wake > 0 {
+            id.push_str(&format!(".w{}", self.wake));
+        }
+        id
     }
 
     pub fn group_id(&self) -> String {

@@ -1,15 +1,41 @@
-//! The sweeper: re-sends jobs that are still `queued` a grace period after their commit (the
-//! API died, or SQS refused, between the commit and the send). Nothing is lost; a duplicate
-//! message is harmless because the worker reconciles.
+//! The sweeper, run on a schedule, leaves no job behind:
+//! - it re-sends jobs still `queued` a grace period after their commit (the API died, or SQS
+//!   refused, between the commit and the send; or a job waited for a delivery whose wake-up
+//!   was lost). A duplicate message is harmless: the worker reconciles.
+//! - it fails jobs past their deadline: `running` with no result (the worker died or timed out
+//!   mid-job), or awaiting a webhook callback that never came. Each ends `failed` with the
+//!   reason, and an admin can retry it.
+//! - it records the dead-letter queue: each message there is a job SQS gave up on; the job ends
+//!   `failed` (if nothing finished it) and the message is deleted once that is recorded.
 
 use std::time::Duration;
 
+use crate::delivery::{self, Ending};
 use crate::queue::{JobMessage, Queue};
-use crate::store::provisioning::queued_gsi_sk;
+use crate::store::provisioning::{JobGuard, queued_gsi_sk};
 use crate::store::{Store, StoreError};
 
 /// Pages read per run (100 jobs each): bounds one invocation's work.
 const MAX_PAGES: usize = 20;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub resent: usize,
+    pub overdue_failed: usize,
+    pub dead_lettered: usize,
+}
+
+/// Everything a run does (the Lambda's handler).
+pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Duration) -> Result<Swept, StoreError> {
+    let resent = sweep(store, queue, grace).await?;
+    let overdue_failed = fail_overdue(store, queue).await?;
+    let dead_lettered = match dlq {
+        Some(dlq) => record_dead_letters(store, queue, dlq).await?,
+        None => 0,
+    };
+    Ok(Swept { resent, overdue_failed, dead_lettered })
+}
 
 /// Re-sends stale queued jobs; returns how many were sent.
 pub async fn sweep(store: &Store, queue: &Queue, grace: Duration) -> Result<usize, StoreError> {
@@ -20,15 +46,17 @@ pub async fn sweep(store: &Store, queue: &Queue, grace: Duration) -> Result<usiz
         if jobs.is_empty() {
             break;
         }
-        let messages: Vec<JobMessage> =
-            jobs.iter().map(|j| JobMessage::new(&j.integration_id, &j.id, &j.user_id)).collect();
+        let messages: Vec<JobMessage> = jobs
+            .iter()
+            .map(|j| JobMessage { retry: j.retries, ..JobMessage::new(&j.integration_id, &j.id, &j.user_id) })
+            .collect();
         let unsent = queue.send(&messages).await;
         if unsent > 0 {
             tracing::warn!(unsent, "sweeper could not send every job; the next run tries again");
             break;
         }
         // Sent: each waits another grace period before the next re-send.
-        let now = crate::service::now();
+        let now = crate::time::now();
         for j in &jobs {
             store.job_requeued(&j.integration_id, &j.id, &queued_gsi_sk(&now, &j.integration_id, &j.id)).await?;
         }
@@ -36,4 +64,92 @@ pub async fn sweep(store: &Store, queue: &Queue, grace: Duration) -> Result<usiz
         tracing::info!(resent = jobs.len(), "sweeper re-sent queued jobs");
     }
     Ok(resent)
+}
+
+/// Fails jobs past their deadline; returns how many.
+pub async fn fail_overdue(store: &Store, queue: &Queue) -> Result<usize, StoreError> {
+    let now = crate::time::now();
+    let mut failed = 0;
+    for _ in 0..MAX_PAGES {
+        let jobs = store.overdue_jobs(&now, 100).await?;
+        if jobs.is_empty() {
+            break;
+        }
+        for job in &jobs {
+            let Some(sk) = job.gsi1sk.as_deref() else { continue };
+            let error = match &job.awaiting_until {
+                Some(_) => "no callback from the webhook before callback_timeout_seconds; retry to deliver again",
+                None => {
+                    "no result before the job's deadline: the worker stopped or timed out mid-job, or its message was dead-lettered"
+                }
+            };
+            // Guarded by the deadline entry: a job started again meanwhile is left alone.
+            if delivery::end(store, queue, job, Ending::Failed { error }, JobGuard::RunningUntil(sk)).await? {
+                tracing::warn!(integration_id = %job.integration_id, job_id = %job.id, "overdue job failed");
+                failed += 1;
+            }
+        }
+        if jobs.len() < 100 {
+            break;
+        }
+    }
+    Ok(failed)
+}
+
+/// The reason a dead-lettered job shows in Activity (and the DLQ alarm's text).
+pub fn dead_letter_error(receives: u32) -> String {
+    format!(
+        "dead-lettered: the queue gave up after {receives} receives without a result (worker crashes, timeouts or hand-backs); retry to deliver again"
+    )
+}
+
+/// Records the DLQ's messages as failed jobs, then deletes them; returns how many jobs this
+/// failed. A message whose job already ended (the worker failed it on its last receive, or
+/// an admin retried it since) is only deleted.
+pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> Result<usize, StoreError> {
+    let mut failed = 0;
+    for _ in 0..MAX_PAGES {
+        let received = dlq
+            .client
+            .receive_message()
+            .queue_url(&dlq.url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .visibility_timeout(60)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot read the dead-letter queue; next run");
+                break;
+            }
+        };
+        if messages.is_empty() {
+            break;
+        }
+        for m in &messages {
+            let parsed = m.body().and_then(|b| serde_json::from_str::<JobMessage>(b).ok());
+            if let Some(msg) = parsed
+                && let Some(job) = store.get_job(&msg.integration_id, &msg.job_id).await?
+            {
+                // Receives on the job queue, as SQS counted them before the redrive.
+                let receives = job.attempts.max(1);
+                let error = dead_letter_error(receives);
+                let guard = JobGuard::Unfinished { retries: msg.retry };
+                if delivery::end(store, queue, &job, Ending::Failed { error: &error }, guard).await? {
+                    tracing::warn!(integration_id = %job.integration_id, job_id = %job.id, "dead-lettered job failed");
+                    crate::metrics::emit(&[], &[("JobsDeadLettered", crate::metrics::Unit::Count, 1.0)]);
+                    failed += 1;
+                }
+            }
+            if let Some(handle) = m.receipt_handle()
+                && let Err(e) = dlq.client.delete_message().queue_url(&dlq.url).receipt_handle(handle).send().await
+            {
+                // Recorded already; it comes back after the visibility timeout and is deleted then.
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessage on the DLQ failed");
+            }
+        }
+    }
+    Ok(failed)
 }

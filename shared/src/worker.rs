@@ -18,6 +18,7 @@ use crate::service::{now, render};
 use crate::store::provisioning::{AppliedRow, JobOutcome, JobRow, status};
 use crate::store::resources::Kind;
 use crate::store::{Store, StoreError};
+use crate::time::later;
 
 /// One SQS message as Lambda hands it over.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct Worker {
     pub max_receives: u32,
     /// Public API URL, for `meta.location` in the user sent to connectors.
     pub public_url: Option<String>,
+    /// How long a started job may stay `running` before the sweeper takes it for lost.
+    pub job_deadline: Duration,
 }
 
 /// Backoff for retryable failures without `Retry-After`: 2, 4, 8 … seconds, at most 5 minutes.
@@ -140,8 +143,10 @@ impl Worker {
 
     async fn reconcile(&self, msg: &JobMessage, receive_count: u32) -> Result<Disposition, StoreError> {
         let iid = &msg.integration_id;
-        let Some(job) = self.store.job_start(iid, &msg.job_id, &now()).await? else {
-            tracing::info!(job_id = %msg.job_id, integration_id = %iid, "job already finished; duplicate delivery acknowledged");
+        let started = now();
+        let deadline = later(&started, self.job_deadline);
+        let Some(job) = self.store.job_start(iid, &msg.job_id, &started, &deadline).await? else {
+            tracing::info!(job_id = %msg.job_id, integration_id = %iid, "job finished or awaiting its callback; duplicate delivery acknowledged");
             return Ok(Disposition::Ack);
         };
         let span = tracing::info_span!(
@@ -173,7 +178,22 @@ impl Worker {
         let assign = self.store.get_assign(iid, &job.user_id).await?;
         let desired_seq = assign.as_ref().map_or(0, |a| a.seq);
         let desired = assign.as_ref().and_then(|a| a.desired());
-        let applied_row = self.store.get_applied(iid, &job.user_id).await?;
+        let mut applied_row = self.store.get_applied(iid, &job.user_id).await?;
+        // A delivery of this user that the app has not confirmed yet: what the app holds is
+        // not known until it is, so this job waits its turn (level-triggered: when it runs, it
+        // applies whatever is desired then).
+        if let Some(pending) = applied_row.as_ref().and_then(|r| r.pending_job.clone()).filter(|p| *p != job.id) {
+            let open = self.store.get_job(iid, &pending).await?.is_some_and(|p| p.status == status::RUNNING);
+            if open {
+                self.store.job_wait(&job, &pending, &now()).await?;
+                tracing::info!(waiting_for = %pending, "an earlier delivery awaits the app's confirmation; job waits");
+                metrics::job(&job.action, "waiting");
+                return Ok(Disposition::Ack);
+            }
+            // Its job ended but the marker stayed (a crash between the two writes): stale.
+            self.store.clear_pending(iid, &job.user_id, &pending).await?;
+            applied_row = self.store.get_applied(iid, &job.user_id).await?;
+        }
         let applied = applied_row.as_ref().and_then(AppliedRow::applied);
         let app_id = applied_row.as_ref().and_then(|r| r.app_id.clone());
 
@@ -201,6 +221,11 @@ impl Worker {
             after: desired.as_ref(),
             app_id: app_id.as_deref(),
         };
+        // A robot may call back before its answer reaches us: mark the delivery pending first.
+        let confirms_later = matches!(config.connector, ConnectorConfig::Webhook(_));
+        if confirms_later {
+            self.store.set_pending(iid, &job.user_id, &job.id, desired.as_ref(), desired_seq, &now()).await?;
+        }
         let started = std::time::Instant::now();
         let outcome = match self.connector(&config.connector).await {
             Ok(connector) => connector.apply(&call).await,
@@ -217,8 +242,17 @@ impl Worker {
                 Ok(Disposition::Ack)
             }
             Ok(Outcome::Accepted { detail }) => {
+                let until = later(&now(), config.callback_timeout());
                 self.store
-                    .job_accepted(iid, &job.id, desired.as_ref(), desired_seq, action.as_str(), detail.as_deref())
+                    .job_accepted(
+                        iid,
+                        &job.id,
+                        desired.as_ref(),
+                        desired_seq,
+                        action.as_str(),
+                        detail.as_deref(),
+                        &until,
+                    )
                     .await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job accepted; waiting for the callback");
                 metrics::job(action.as_str(), "accepted");
@@ -226,6 +260,9 @@ impl Worker {
             }
             Err(ConnectorError::Permanent { message, .. }) => {
                 let message = short(&message);
+                if confirms_later {
+                    self.store.clear_pending(iid, &job.user_id, &job.id).await?;
+                }
                 self.store.finish_job(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await?;
                 tracing::warn!(action = action.as_str(), latency_ms = ms, "job failed permanently");
                 metrics::job(action.as_str(), status::FAILED);
@@ -235,6 +272,9 @@ impl Worker {
                 let message = short(&message);
                 if receive_count >= self.max_receives {
                     let error = format!("gave up after {receive_count} attempts: {message}");
+                    if confirms_later {
+                        self.store.clear_pending(iid, &job.user_id, &job.id).await?;
+                    }
                     self.store.finish_job(&job, status::FAILED, Some(&error), None, Some(action.as_str())).await?;
                     tracing::warn!(
                         action = action.as_str(),

@@ -72,6 +72,8 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
                 finished_at: None,
                 sent: None,
                 sent_seq: None,
+                awaiting_until: None,
+                waiting_for: None,
                 retries: 0,
                 user_snapshot: None,
                 gsi1pk: None,

@@ -7,6 +7,7 @@ pub mod aws_calls;
 pub mod demo_app;
 pub mod event_source;
 pub mod openapi;
+pub mod robot;
 pub mod world;
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -26,6 +27,8 @@ pub struct Stack {
     /// This stack's own table and job queue (copies of the template's, so parallel tests never
     /// share data or messages).
     pub queue_url: String,
+    /// The job queue's dead-letter queue (the template's redrive policy).
+    pub dlq_url: String,
     /// Counts the AWS calls the API made.
     pub api_calls: aws_calls::Counter,
 }
@@ -46,8 +49,8 @@ pub fn require_env(name: &str) -> String {
     })
 }
 
-/// A fresh FIFO queue (and DLQ) with the attributes of the template's job queue.
-pub async fn clone_job_queue(sqs: &aws_sdk_sqs::Client, template_url: &str) -> String {
+/// A fresh FIFO queue (and DLQ) with the attributes of the template's job queue: their URLs.
+pub async fn clone_job_queue(sqs: &aws_sdk_sqs::Client, template_url: &str) -> (String, String) {
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(template_url)
@@ -95,7 +98,7 @@ pub async fn clone_job_queue(sqs: &aws_sdk_sqs::Client, template_url: &str) -> S
             create = create.attributes(name, v);
         }
     }
-    create.send().await.expect("create job queue").queue_url.expect("queue url")
+    (create.send().await.expect("create job queue").queue_url.expect("queue url"), dlq)
 }
 
 /// A fresh table with the key schema and indexes of the template's table, so every test has
@@ -187,7 +190,8 @@ impl Stack {
         require_env("AWS_ENDPOINT_URL");
         let aws = idlcm::config::aws_config().await;
         let table = clone_table(&aws_sdk_dynamodb::Client::new(&aws), &require_env("IDLCM_TABLE")).await;
-        let queue_url = clone_job_queue(&aws_sdk_sqs::Client::new(&aws), &require_env("IDLCM_JOBS_QUEUE_URL")).await;
+        let (queue_url, dlq_url) =
+            clone_job_queue(&aws_sdk_sqs::Client::new(&aws), &require_env("IDLCM_JOBS_QUEUE_URL")).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let api_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let config = idlcm::config::Config {
@@ -209,7 +213,7 @@ impl Stack {
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Stack { api_url, http: idlcm::connector::http_client(), aws, table, queue_url, api_calls }
+        Stack { api_url, http: idlcm::connector::http_client(), aws, table, queue_url, dlq_url, api_calls }
     }
 
     pub fn store(&self) -> Store {
@@ -230,7 +234,29 @@ impl Stack {
             secrets: idlcm::secrets::Secrets::new(&self.aws),
             max_receives: 5,
             public_url: Some(self.api_url.clone()),
+            job_deadline: std::time::Duration::from_secs(idlcm::config::DEFAULT_JOB_DEADLINE_SECONDS),
         }
+    }
+
+    pub fn queue(&self) -> idlcm::queue::Queue {
+        idlcm::queue::Queue::new(self.sqs(), self.queue_url.clone())
+    }
+
+    pub fn dlq(&self) -> idlcm::queue::Queue {
+        idlcm::queue::Queue::new(self.sqs(), self.dlq_url.clone())
+    }
+
+    /// An admin API call: status and JSON body (Null when empty).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}/admin{path}", self.api_url)).bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
     }
 
     pub fn event_source(&self) -> event_source::EventSource {

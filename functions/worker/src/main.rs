@@ -61,6 +61,7 @@ async fn main() -> Result<(), Error> {
         secrets: idlcm::secrets::Secrets::new(&aws),
         max_receives: config.max_receives,
         public_url: config.public_url.clone(),
+        job_deadline: config.job_deadline,
     };
     let worker = &worker;
     run(service_fn(move |event| handle(worker, event))).await

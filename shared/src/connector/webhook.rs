@@ -1,6 +1,10 @@
 //! `webhook` connector: POSTs the job to a URL the customer runs, signed with HMAC-SHA256
-//! (DESIGN.md §5 "Webhook delivery"). A 2xx ends the job; `202 Accepted` leaves it open until
-//! the receiver calls back, with the same signature scheme ([`verify`]).
+//! (docs/contract.md "Webhook delivery and callbacks"). A 2xx ends the job; `202 Accepted`
+//! leaves it open until the receiver calls back, with the same signature scheme ([`verify`]).
+//!
+//! The signature is `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`: the time is
+//! signed with the body, so a captured delivery or callback cannot be replayed after
+//! [`TOLERANCE_SECONDS`]; callbacks also carry their `job_id`, so one cannot finish another job.
 
 use std::fmt;
 
@@ -12,8 +16,11 @@ use sha2::Sha256;
 use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, request, resolve_secret, send};
 use crate::assignment::{Action, Assignment};
 
-/// The header carrying `sha256=<hex>` of the raw body.
+/// The header carrying `t=<unix seconds>,v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "X-Idlcm-Signature";
+
+/// How far a signature's `t` may be from the verifier's clock, either way.
+pub const TOLERANCE_SECONDS: i64 = 300;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -37,20 +44,62 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256 of body keyed with secret>`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+fn mac(secret: &[u8], t: i64, body: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
-/// Whether `header` (`sha256=<hex>`) is the signature of `body` under `secret`; constant-time.
-pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex_sig) = header.trim().strip_prefix("sha256=") else { return false };
-    let Ok(sig) = hex::decode(hex_sig) else { return false };
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+/// `t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with secret>`.
+pub fn sign_at(secret: &[u8], t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", hex::encode(mac(secret, t, body).finalize().into_bytes()))
+}
+
+/// [`sign_at`] the current time.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    sign_at(secret, chrono::Utc::now().timestamp(), body)
+}
+
+/// Why a signature was refused (all answered 401; the reason goes to the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    Malformed,
+    Stale,
+    Mismatch,
+}
+
+/// Checks `header` (`t=…,v1=…`; several `v1` are allowed, as during a secret rotation) against
+/// `body` under `secret` at time `now`: constant-time, and `t` within [`TOLERANCE_SECONDS`].
+pub fn verify_at(secret: &[u8], body: &[u8], header: &str, now: i64) -> Result<(), SignatureError> {
+    let mut t = None;
+    let mut sigs = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = Some(v.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+            Some(("v1", v)) => sigs.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(SignatureError::Malformed)?;
+    if sigs.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    if (now - t).abs() > TOLERANCE_SECONDS {
+        return Err(SignatureError::Stale);
+    }
+    let expected = mac(secret, t, body);
+    if sigs.iter().any(|sig| expected.clone().verify_slice(sig).is_ok()) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// [`verify_at`] the current time.
+pub fn verify(secret: &[u8], body: &[u8], header: &str) -> Result<(), SignatureError> {
+    verify_at(secret, body, header, chrono::Utc::now().timestamp())
 }
 
 /// The delivered JSON, in the documented key order.
@@ -159,11 +208,15 @@ mod tests {
         assert_eq!(req.header("content-type"), Some("application/json"));
         assert!(req.header("user-agent").unwrap().starts_with("idlcm/"));
 
-        // Recompute the signature independently over the exact bytes received.
+        // Recompute the signature independently over "<t>.<exact bytes received>".
+        let header = req.header("x-idlcm-signature").unwrap();
+        let (t, v1) = header.split_once(",v1=").unwrap();
+        let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - t).abs() < 60, "t is the time of sending");
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("{t}.").as_bytes());
         mac.update(&req.body);
-        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert_eq!(req.header("x-idlcm-signature"), Some(expected.as_str()));
+        assert_eq!(v1, hex::encode(mac.finalize().into_bytes()));
 
         let body = req.json();
         let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
@@ -198,15 +251,35 @@ mod tests {
 
     #[test]
     fn sign_and_verify() {
-        let body = br#"{"status":"succeeded","detail":"done"}"#;
-        let header = sign(b"k", body);
-        assert!(header.starts_with("sha256=") && header.len() == 7 + 64);
-        assert!(verify(b"k", body, &header));
-        assert!(!verify(b"k", br#"{"status":"failed","detail":"done"}"#, &header));
-        assert!(!verify(b"other", body, &header));
-        assert!(!verify(b"k", body, header.trim_start_matches("sha256=")));
-        assert!(!verify(b"k", body, "sha256=zz"));
-        assert!(!verify(b"k", body, ""));
+        let body = br#"{"job_id":"j1","status":"succeeded","detail":"done"}"#;
+        let now = 1_800_000_000;
+        let header = sign_at(b"k", now, body);
+        assert!(header.starts_with(&format!("t={now},v1=")) && header.len() == format!("t={now},v1=").len() + 64);
+        assert_eq!(verify_at(b"k", body, &header, now), Ok(()));
+        assert_eq!(verify_at(b"k", body, &header, now + TOLERANCE_SECONDS), Ok(()));
+        assert_eq!(verify_at(b"k", body, &header, now - TOLERANCE_SECONDS), Ok(()));
+        // Replayed later, or signed for the future: stale.
+        assert_eq!(verify_at(b"k", body, &header, now + TOLERANCE_SECONDS + 1), Err(SignatureError::Stale));
+        assert_eq!(verify_at(b"k", body, &header, now - TOLERANCE_SECONDS - 1), Err(SignatureError::Stale));
+        // Another body, key or time: mismatch.
+        assert_eq!(
+            verify_at(b"k", br#"{"job_id":"j2","status":"succeeded","detail":"done"}"#, &header, now),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(verify_at(b"other", body, &header, now), Err(SignatureError::Mismatch));
+        let moved = header.replacen(&format!("t={now}"), &format!("t={}", now + 1), 1);
+        assert_eq!(verify_at(b"k", body, &moved, now), Err(SignatureError::Mismatch));
+        // The withdrawn body-only form, and garbage.
+        let mut old = HmacSha256::new_from_slice(b"k").unwrap();
+        old.update(body);
+        let old = format!("sha256={}", hex::encode(old.finalize().into_bytes()));
+        assert_eq!(verify_at(b"k", body, &old, now), Err(SignatureError::Malformed));
+        for bad in ["", "t=x,v1=00", "t=1", "v1=00", &format!("t={now},v1=zz")] {
+            assert_eq!(verify_at(b"k", body, bad, now), Err(SignatureError::Malformed), "{bad}");
+        }
+        // A second v1 (rotation) may match.
+        let two = format!("{header},v1={}", "00".repeat(32));
+        assert_eq!(verify_at(b"k", body, &two, now), Ok(()));
     }
 
     #[test]

@@ -156,6 +156,8 @@ impl<'a> Provision<'a> {
                 sent: None,
                 retries: 0,
                 sent_seq: None,
+                awaiting_until: None,
+                waiting_for: None,
                 user_snapshot: plan.snapshot.as_ref().map(Value::to_string),
                 gsi1pk: Some(keys::QUEUED_GSI_PK.to_string()),
                 gsi1sk: Some(queued_gsi_sk(&self.now, ctx.integration_id, &job_id)),

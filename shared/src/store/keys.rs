@@ -110,6 +110,14 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// GSI `gsi1`, sparse: jobs still `queued`, by time, for the sweeper. Removed when a worker
 /// picks the job up.
 pub const QUEUED_GSI_PK: &str = "QUEUED";
+
+/// GSI `gsi1`, sparse: jobs `running` (or awaiting a webhook callback), by the time they are
+/// overdue, for the sweeper to fail ("no job left behind"). Removed when the job finishes.
+pub const DEADLINE_GSI_PK: &str = "DEADLINE";
+
+pub fn deadline_gsi_sk(deadline: &str, integration_id: &str, job_id: &str) -> String {
+    format!("{deadline}#{integration_id}#{job_id}")
+}
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";

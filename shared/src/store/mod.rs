@@ -1,6 +1,7 @@
 //! DynamoDB access through the AWS SDK. One table; keys from [`keys`]. Every write that must
 //! not clobber carries a condition expression with expression attribute values.
 
+pub mod deliveries;
 pub mod integrations;
 pub mod keys;
 pub mod members;

@@ -30,7 +30,7 @@ fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(v).map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
-fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
@@ -84,6 +84,16 @@ pub struct AppliedRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
     pub updated_at: String,
+    /// A webhook delivery the app has not confirmed yet (sent, or answered `202`): the job,
+    /// what it sent and that state's `ASSIGN#` sequence number. While it is set, later jobs of
+    /// the user wait (docs/contract.md "Webhook delivery and callbacks"); recording an applied
+    /// state (a full put) clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_sent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_seq: Option<u64>,
 }
 
 impl AppliedRow {
@@ -163,6 +173,12 @@ pub struct JobRow {
     pub sent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_seq: Option<u64>,
+    /// Set while the job awaits a webhook callback: when it times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_until: Option<String>,
+    /// Why the job is `queued` again (waiting for another delivery of the user to be confirmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// How many times an admin retried it.
     #[serde(default)]
     pub retries: u32,
@@ -201,6 +217,19 @@ pub struct JobOutcome<'a> {
     pub detail: Option<&'a str>,
     /// The action the worker ran.
     pub applied_action: Option<&'a str>,
+}
+
+/// What must still hold for a guarded job update ([`Store::job_record_if`]).
+#[derive(Debug, Clone, Copy)]
+pub enum JobGuard<'a> {
+    /// The job is `running` (a callback finishing it).
+    Running,
+    /// The job is `running` with this deadline entry (the sweeper failing an overdue job: a
+    /// job started again meanwhile has a new deadline and is left alone).
+    RunningUntil(&'a str),
+    /// The job is `queued` or `running`, not awaiting a callback, and has been retried by an
+    /// admin exactly `retries` times (a dead-lettered message of an earlier try is stale).
+    Unfinished { retries: u32 },
 }
 
 /// Sort key of a queued job in the sweeper's index: time first.
@@ -287,22 +316,33 @@ impl Store {
         items.into_iter().map(from_item).collect()
     }
 
-    /// Marks a job `running` (one more attempt) and takes it out of the sweeper's index.
-    /// `None` when the job is already finished (a duplicate delivery).
-    pub async fn job_start(&self, iid: &str, job_id: &str, now: &str) -> Result<Option<JobRow>, StoreError> {
+    /// Marks a job `running` (one more attempt) and moves it from the sweeper's queued index to
+    /// its deadline index (`deadline`: when a job that is still running counts as lost).
+    /// `None` when the job is finished or awaits a callback (a duplicate delivery).
+    pub async fn job_start(
+        &self,
+        iid: &str,
+        job_id: &str,
+        now: &str,
+        deadline: &str,
+    ) -> Result<Option<JobRow>, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
             .update_expression(
-                "SET #status = :running, started_at = if_not_exists(started_at, :now), attempts = if_not_exists(attempts, :zero) + :one REMOVE gsi1pk, gsi1sk",
+                "SET #status = :running, started_at = if_not_exists(started_at, :now), attempts = if_not_exists(attempts, :zero) + :one, gsi1pk = :dpk, gsi1sk = :dsk REMOVE waiting_for",
             )
-            .condition_expression("attribute_exists(#pk) AND (#status = :queued OR #status = :running)")
+            .condition_expression(
+                "attribute_exists(#pk) AND (#status = :queued OR (#status = :running AND attribute_not_exists(awaiting_until)))",
+            )
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s(status::RUNNING))
             .expression_attribute_values(":queued", s(status::QUEUED))
+            .expression_attribute_values(":dpk", s(keys::DEADLINE_GSI_PK))
+            .expression_attribute_values(":dsk", s(keys::deadline_gsi_sk(deadline, iid, job_id)))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
@@ -316,6 +356,18 @@ impl Store {
     /// Records a job's outcome. A terminal status moves it out of `running`; otherwise (a
     /// retryable failure) it stays `running` with its last error.
     pub async fn job_record(&self, job: &JobRow, outcome: &JobOutcome<'_>, now: &str) -> Result<(), StoreError> {
+        self.job_record_if(job, outcome, now, None).await.map(|_| ())
+    }
+
+    /// [`Self::job_record`] under a guard; `false` when the guard did not hold (someone else
+    /// finished or moved the job first).
+    pub async fn job_record_if(
+        &self,
+        job: &JobRow,
+        outcome: &JobOutcome<'_>,
+        now: &str,
+        guard: Option<JobGuard<'_>>,
+    ) -> Result<bool, StoreError> {
         let (iid, job_id) = (job.integration_id.as_str(), job.id.as_str());
         let JobOutcome { status: status_, error, detail, applied_action } = *outcome;
         let mut set = vec!["#status = :status"];
@@ -329,6 +381,7 @@ impl Store {
             .expression_attribute_values(":status", s(status_));
         if status::is_terminal(status_) {
             set.push("finished_at = :now");
+            remove.extend(["gsi1pk", "gsi1sk", "awaiting_until"]);
             up = up.expression_attribute_values(":now", s(now));
         }
         match error {
@@ -340,6 +393,7 @@ impl Store {
             None => {}
         }
         if error.is_some() || remove.contains(&"#error") {
+            // (names with '#' are placeholders; the others are plain attribute names)
             up = up.expression_attribute_names("#error", "error");
         }
         if let Some(d) = detail {
@@ -354,11 +408,35 @@ impl Store {
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        up.update_expression(expr).send().await.map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        if let Some(guard) = guard {
+            up = up.expression_attribute_values(":g_running", s(status::RUNNING));
+            up = match guard {
+                JobGuard::Running => up.condition_expression("#status = :g_running"),
+                JobGuard::RunningUntil(sk) => up
+                    .condition_expression("#status = :g_running AND gsi1sk = :g_sk")
+                    .expression_attribute_values(":g_sk", s(sk)),
+                JobGuard::Unfinished { retries } => {
+                    let tries = if retries == 0 {
+                        "(attribute_not_exists(retries) OR retries = :g_retries)"
+                    } else {
+                        "retries = :g_retries"
+                    };
+                    up.condition_expression(format!(
+                        "(#status = :g_running OR #status = :g_queued) AND attribute_not_exists(awaiting_until) AND {tries}"
+                    ))
+                    .expression_attribute_values(":g_queued", s(status::QUEUED))
+                    .expression_attribute_values(":g_retries", n(u64::from(retries)))
+                }
+            };
+        }
+        let result = up.update_expression(expr).send().await;
+        Ok(StoreError::conditional("UpdateItem", result)?.is_some())
     }
 
-    /// A webhook accepted the job (`202`): remember what was sent; the callback finishes it.
+    /// A webhook accepted the job (`202`): remember what was sent and until when the callback
+    /// may come (the job moves to that deadline in the sweeper's index); the callback finishes
+    /// it. A job the callback already finished is left alone.
+    #[allow(clippy::too_many_arguments, reason = "one row's fields")]
     pub async fn job_accepted(
         &self,
         iid: &str,
@@ -367,13 +445,20 @@ impl Store {
         sent_seq: u64,
         applied_action: &str,
         detail: Option<&str>,
+        until: &str,
     ) -> Result<(), StoreError> {
         let mut up = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::integration_pk(iid), keys::job_sk(job_id))))
-            .update_expression("SET sent_seq = :seq, applied_action = :action, detail = :detail, sent = :sent")
+            .update_expression("SET sent_seq = :seq, applied_action = :action, detail = :detail, sent = :sent, awaiting_until = :until, gsi1pk = :dpk, gsi1sk = :dsk")
+            .condition_expression("#status = :running")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", s(status::RUNNING))
+            .expression_attribute_values(":until", s(until))
+            .expression_attribute_values(":dpk", s(keys::DEADLINE_GSI_PK))
+            .expression_attribute_values(":dsk", s(keys::deadline_gsi_sk(until, iid, job_id)))
             .expression_attribute_values(":seq", n(sent_seq))
             .expression_attribute_values(":action", s(applied_action))
             .expression_attribute_values(":detail", s(detail.unwrap_or("accepted; waiting for the callback")));
@@ -381,8 +466,7 @@ impl Store {
             Some(j) => up.expression_attribute_values(":sent", s(j)),
             None => up.expression_attribute_values(":sent", AttributeValue::Null(true)),
         };
-        up.send().await.map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        StoreError::conditional("UpdateItem", up.send().await).map(|_| ())
     }
 
     /// Finishes a job (`succeeded`, `failed`, `superseded`) and counts it on its request.
@@ -397,6 +481,22 @@ impl Store {
         let now = crate::service::now();
         self.job_record(job, &JobOutcome { status: status_, error, detail, applied_action }, &now).await?;
         self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await
+    }
+
+    /// [`Self::finish_job`] under a guard: counted on the request only when this call
+    /// finished it, so two finishers (a callback and the sweeper) never count it twice.
+    pub async fn finish_job_if(
+        &self,
+        job: &JobRow,
+        outcome: &JobOutcome<'_>,
+        guard: JobGuard<'_>,
+    ) -> Result<bool, StoreError> {
+        let now = crate::service::now();
+        if !self.job_record_if(job, outcome, &now, Some(guard)).await? {
+            return Ok(false);
+        }
+        self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
+        Ok(true)
     }
 
     /// Records what the app now holds for a user (never going back to an older state).
@@ -416,6 +516,9 @@ impl Store {
             seq,
             app_id,
             updated_at: crate::service::now(),
+            pending_job: None,
+            pending_sent: None,
+            pending_seq: None,
         };
         self.put_applied(&row).await.map(|_| ())
     }

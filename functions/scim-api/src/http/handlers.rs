@@ -75,7 +75,16 @@ pub async fn job_callback(
 ) -> ApiResult {
     let signature = headers.get("x-idlcm-signature").and_then(|h| h.to_str().ok());
     Ok(ApiReply(
-        idlcm::service::callback::job_callback(&state.store, &state.secrets, &iid, &job_id, signature, &body).await?,
+        idlcm::service::callback::job_callback(
+            &state.store,
+            &state.queue,
+            &state.secrets,
+            &iid,
+            &job_id,
+            signature,
+            &body,
+        )
+        .await?,
     ))
 }
 
