@@ -4,7 +4,7 @@
 #   .venv/tools  cargo-lambda, aws-sam-cli, cfn-lint(-serverless) infra/requirements-tools.txt
 #   .venv/scim   scim2-cli, scim2-tester, scim2-server infra/requirements-scim.txt
 # and the rustfmt and clippy components. The Python tools pin conflicting
-# versions of their dependencies (DESIGN.md section 8): one venv each.
+# versions of their dependencies (docs/local-stack.md "Python venvs"): one venv each.
 # A venv is left alone while the hash of its requirements file (stored in the
 # venv after a successful install) is unchanged, so a second run is a no-op.
 set -euo pipefail

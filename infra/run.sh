@@ -10,7 +10,8 @@
 #     created through the admin API
 # Once the API answers, $IDLCM_STATE_DIR/local.json (state dir default .idlcm) holds
 #   { "api_url", "admin_token", "aws_endpoint_url",
-#     "demo": { "id", "scim_base_url", "scim_token" } }   (DESIGN.md section 5)
+#     "demo": { "id", "scim_base_url", "scim_token" }, "demo_app": { "url", "api_key" } }
+#   (docs/contract.md "Local run file and demo app")
 # Ctrl-C, SIGTERM or any exit stops everything this script started.
 # IDLCM_DETACH=1: for a parent script (infra/test.sh), which starts it in the
 # background and stops it with SIGTERM: no log tail on stdout, and it stops by
@@ -265,7 +266,7 @@ local = {
     "admin_token": os.environ["IDLCM_RUN_ADMIN_TOKEN"],
     "aws_endpoint_url": aws_endpoint_url,
     "demo": {"id": demo["id"], "scim_base_url": demo["scim_base_url"], "scim_token": demo["token"]},
-    "demo_app": {"url": demo_url},
+    "demo_app": {"url": demo_url, "api_key": os.environ["IDLCM_RUN_DEMO_KEY"]},
 }
 tmp = out_path + ".tmp"
 with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:

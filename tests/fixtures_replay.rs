@@ -42,7 +42,7 @@ const DEVIATIONS: &[(&str, &str)] = &[
 
 const PATCH_204: &str = "this unmerged proposal branch of Okta's suite requires 200 with the resource after a PATCH, \
      while Microsoft's reference collection (entra/refcode 55, 56, 66, 67) requires 204 for the same requests. RFC 7644 \
-     §3.5.2 allows both, Okta's client accepts both (QUIRKS O15) and Entra advises 204 for groups (E10): idlcm answers \
+     §3.5.2 allows both, Okta's client accepts both (docs/idp-quirks.md O15) and Entra advises 204 for groups (E10): idlcm answers \
      204, or 200 with the resource when the request names `attributes`";
 
 /// Request changes the replay makes because idlcm deliberately differs: `(file, JSON pointer

@@ -1,4 +1,4 @@
-//! An integration's configuration (DESIGN.md §5), typed. Stored as JSON on the integration row.
+//! An integration's configuration (docs/contract.md "Integration configuration"), typed. Stored as JSON on the integration row.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn default_attributes() -> Vec<AttributeMapping> {
     vec![AttributeMapping::Path("userName".into())]
 }
 
-/// Where a user's role comes from (DESIGN.md §2).
+/// Where a user's role comes from (docs/architecture.md "Effective assignment and roles").
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RolesConfig {
     /// SCIM path of an explicit role: `roles` (the primary core role, else the only one) or an

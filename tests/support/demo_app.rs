@@ -1,5 +1,5 @@
 //! The demo target app: a small HTTP service with users and roles and its own REST API (not SCIM).
-//! idlcm's `http` connector drives it in `make run` and in tests (DESIGN §8).
+//! idlcm's `http` connector drives it in `make run` and in tests (docs/local-stack.md; its API: docs/contract.md "Local run file and demo app").
 //!
 //! - `/api/*` (API key, `Authorization: Bearer <key>`): `POST /api/users`, `GET /api/users[?email=]`,
 //!   `GET|PUT|DELETE /api/users/{id}`, `POST /api/users/{id}/deactivate|activate`. Errors are JSON

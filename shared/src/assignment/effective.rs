@@ -1,5 +1,5 @@
 //! A user's effective assignment from their SCIM resource, their role-mapped groups and the
-//! integration's configuration (DESIGN.md §2). Deterministic: the same inputs give the same
+//! integration's configuration (docs/architecture.md "Effective assignment and roles"). Deterministic: the same inputs give the same
 //! assignment whatever order the IdP sent its calls in.
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What the app should hold for a user (DESIGN.md §5 "Assignment JSON"):
+/// What the app should hold for a user (docs/contract.md "Assignment JSON"):
 /// `{ "active": true, "role": "admin" | null, "attributes": { "<name>": value } }`.
 /// A user unknown to the app is `None` (`null` on the wire).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

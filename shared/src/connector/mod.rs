@@ -62,7 +62,7 @@ pub trait Connector: Send + Sync {
 // Configuration and construction
 // ---------------------------------------------------------------------------------------------
 
-/// An integration's `connector` configuration (DESIGN.md §5), tagged by `type`.
+/// An integration's `connector` configuration (docs/contract.md "Integration configuration"), tagged by `type`.
 ///
 /// Serializing keeps inline secrets (the store needs them); show [`ConnectorConfig::redacted`]
 /// to people instead. `Debug` never prints a secret.

@@ -8,7 +8,7 @@
 //! `resource::normalise` over the result.
 //!
 //! Besides the RFC, the engine tolerates what Okta and Microsoft Entra ID actually send
-//! (see `QUIRKS.md` in the fixtures): capitalised `op` values, path-less operations whose value
+//! (see `docs/idp-quirks.md`): capitalised `op` values, path-less operations whose value
 //! keys are themselves paths (`name.givenName`, URN-qualified names), read-only `id` inside a
 //! path-less value, `add` on single-valued attributes, a manager given as an array or as a bare
 //! id, role lists encoded as JSON strings, custom extension URNs, and member removal by a
@@ -1979,7 +1979,7 @@ mod tests {
 
     #[test]
     fn e16_role_value_holding_a_json_document() {
-        // QUIRKS top 10 #9: AppRoleAssignmentsComplex, add-only, re-sent every cycle.
+        // docs/idp-quirks.md T9 (E16): AppRoleAssignmentsComplex, add-only, re-sent every cycle.
         let op = json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"8d1c\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]}]);
         let once = patch_user_stored(json!({"userName": "u"}), op.clone());
         assert_eq!(once["roles"], json!([{"value": "Admin", "display": "Admin"}]));

@@ -9,7 +9,7 @@ use crate::integration::IntegrationConfig;
 use crate::store::Store;
 use crate::store::integrations::IntegrationRecord;
 
-/// Checks an integration configuration (DESIGN.md §5); returns its name and the JSON to store
+/// Checks an integration configuration (docs/contract.md "Integration configuration"); returns its name and the JSON to store
 /// (as given: keys added by later versions keep their meaning).
 pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
     if !body.is_object() {

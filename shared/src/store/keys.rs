@@ -1,4 +1,4 @@
-//! Every DynamoDB key idlcm writes is built here (single-table design, DESIGN.md §3).
+//! Every DynamoDB key idlcm writes is built here (single-table design, docs/architecture.md "Data model").
 //! All items of an integration live under `pk = INTEGRATION#<id>`.
 
 pub const PK: &str = "pk";
