@@ -425,3 +425,53 @@ async fn a_batch_near_the_invocation_deadline_goes_back_untouched() {
     w.settle().await;
     assert_eq!(w.demo.users().await.len(), 2);
 }
+
+/// The worker dies after the app created the account and before idlcm recorded it: the
+/// message comes back, and the retried provision finds the account (the connector's `lookup`)
+/// and adopts it instead of creating a second one.
+#[tokio::test]
+async fn a_provision_whose_answer_was_lost_adopts_the_account_instead_of_creating_another() {
+    let w = World::new().await;
+    w.demo
+        .inject(FaultSpec::new([FaultResponse::status(201).applied().delay_ms(3000)]).matching("POST", "/api/users"))
+        .await
+        .unwrap();
+    w.create_user("lena@example.com").await;
+    let batch = w.receive(10).await;
+    assert_eq!(batch.len(), 1);
+    let died = tokio::time::timeout(Duration::from_millis(1000), w.worker.handle(&batch[0])).await;
+    assert!(died.is_err(), "the invocation was cut off while the app answered");
+    assert_eq!(w.demo.users().await.len(), 1, "the app created the account");
+    assert_eq!(w.jobs().await[0].status, "running", "idlcm never heard back");
+
+    // The dead invocation's message comes back after its visibility timeout (now, here).
+    w.stack
+        .sqs()
+        .change_message_visibility()
+        .queue_url(&w.stack.queue_url)
+        .receipt_handle(batch[0].receipt_handle.clone().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    w.settle().await;
+    let users = w.demo.users().await;
+    assert_eq!(users.len(), 1, "one account, not two: {users:?}");
+    let job = w.jobs().await.pop().unwrap();
+    assert_eq!(job.status, "succeeded");
+    let detail = job.detail.unwrap_or_default();
+    assert!(detail.starts_with(&format!("adopted the app's existing account {}", users[0].id)), "{detail}");
+    let applied = w.stack.store().get_applied(&w.scim.id, &job.user_id).await.unwrap().unwrap();
+    assert_eq!(applied.app_id.as_deref(), Some(users[0].id.as_str()), "the app id is recorded");
+    // Later changes reach that account.
+    let (s, _) = w
+        .call(
+            "PATCH",
+            &format!("/Users/{}", job.user_id),
+            Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    w.settle().await;
+    assert!(!w.app_user("lena@example.com").await.unwrap().active);
+}

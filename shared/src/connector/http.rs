@@ -69,6 +69,12 @@ pub struct HttpOperations {
     pub reactivate: Option<HttpOperation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision: Option<HttpOperation>,
+    /// Finds an existing account before a `provision` (e.g. `GET /api/users?email={{
+    /// attributes.email }}` with `capture_id` `/0/id`): found, it is adopted (its id recorded,
+    /// `update` brings it to the desired state) instead of creating a second one. A 404 or an
+    /// answer without an id at `capture_id` means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<HttpOperation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +121,7 @@ pub struct HttpConnector {
     /// Header name and its value's template name; `true` when the value uses the secret.
     headers: Vec<(HeaderName, String, bool)>,
     operations: [Option<Operation>; 5],
+    lookup: Option<Operation>,
     secret: Option<String>,
     http: reqwest::Client,
 }
@@ -302,7 +309,13 @@ impl HttpConnector {
         if operations.iter().all(Option::is_none) {
             return Err(permanent("http connector has no operations"));
         }
-        Ok(HttpConnector { base, env: compiler.env, headers, operations, secret, http })
+        let lookup = ops.lookup.as_ref().map(|op| compiler.operation("lookup", op)).transpose()?;
+        if let Some(l) = &lookup
+            && l.capture_id.is_none()
+        {
+            return Err(permanent("'lookup' operation needs a capture_id: where the found account's id is"));
+        }
+        Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, secret, http })
     }
 
     /// The operation for an action, with the documented fallbacks to `update`.
@@ -362,8 +375,47 @@ impl HttpConnector {
         })
     }
 
+    /// Runs a job; a `provision` of a user without an app id first looks for an existing account.
     async fn run(&self, job: &Job<'_>) -> Result<Outcome, ConnectorError> {
-        let op = self.operation(job.action)?;
+        if job.action == Action::Provision
+            && job.app_id.is_none()
+            && let Some(lookup) = &self.lookup
+            && let Some(found) = self.find(lookup, job).await?
+        {
+            tracing::info!(job_id = job.job_id, "http connector: existing account adopted");
+            let adopt = Job { action: Action::Update, app_id: Some(&found), ..job.clone() };
+            let detail = match self.operation(Action::Update) {
+                Ok(update) => match self.run_op(update, &adopt).await? {
+                    Outcome::Done { detail, .. } | Outcome::Accepted { detail } => detail,
+                },
+                Err(_) => None,
+            };
+            let detail = format!(
+                "adopted the app's existing account {found}{}",
+                detail.map(|d| format!("; update: {d}")).unwrap_or_default()
+            );
+            return Ok(Outcome::Done { app_id: Some(found), detail: Some(detail) });
+        }
+        self.run_op(self.operation(job.action)?, job).await
+    }
+
+    /// The `lookup` operation: the found account's id, if any.
+    async fn find(&self, lookup: &Operation, job: &Job<'_>) -> Result<Option<String>, ConnectorError> {
+        let resp = send(self.request(lookup, job)?).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let (_, text) = classify(resp).await?;
+        let pointer = lookup.capture_id.as_deref().unwrap_or("");
+        Ok(serde_json::from_str::<Value>(&text).ok().and_then(|v| match v.pointer(pointer) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }))
+    }
+
+    /// The HTTP request of one operation for a job: URL, headers and body rendered.
+    fn request(&self, op: &Operation, job: &Job<'_>) -> Result<reqwest::RequestBuilder, ConnectorError> {
         if op.needs_app_id && job.app_id.is_none() {
             return Err(permanent(format!(
                 "'{}' operation needs the user's app_id, and none is known (capture it on provision with capture_id)",
@@ -393,7 +445,11 @@ impl HttpConnector {
             builder = builder.body(bytes);
         }
         headers.remove(reqwest::header::USER_AGENT);
-        let resp = send(builder.headers(headers)).await?;
+        Ok(builder.headers(headers))
+    }
+
+    async fn run_op(&self, op: &Operation, job: &Job<'_>) -> Result<Outcome, ConnectorError> {
+        let resp = send(self.request(op, job)?).await?;
         let status = resp.status();
         let detail = super::status_line(status);
         if job.action == Action::Deprovision && status == StatusCode::NOT_FOUND {
