@@ -19,3 +19,7 @@ set -a
 . "$STATE_DIR/resources.env"
 set +a
 cargo bench --workspace --bench activity_list "$@"
+# Role-group fan-out: the rename's SCIM answer time at 10, 1,000 and 10,000 members, and the
+# time until every member is applied (the BENCH lines).
+cargo test --workspace --test fanout bench_role_group_rename_answer_time_by_size -- --ignored --nocapture 2>&1 |
+  grep -E '^BENCH|test result|panicked'

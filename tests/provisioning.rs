@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idlcm::worker::Delivery;
 use idlcm_tests::demo_app::{FaultResponse, FaultSpec};
 use idlcm_tests::world::{DEMO_KEY, SETTLE, World, handler, patch, settle, user_body};
 use idlcm_tests::{Options, Stack, demo_integration};

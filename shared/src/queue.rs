@@ -52,6 +52,28 @@ impl JobMessage {
     }
 }
 
+/// A fan-out page to run (`store::fanout`): the task row holds where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutMessage {
+    pub integration_id: String,
+    /// The task id.
+    pub fanout: String,
+    /// The page to run (a message for a page already run is a duplicate).
+    pub page: u32,
+    /// Set by the sweeper's re-send (a time), so SQS does not drop it as a duplicate of the
+    /// lost message within its 5-minute deduplication window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<String>,
+}
+
+/// Any message on the job queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Message {
+    Fanout(FanoutMessage),
+    Job(JobMessage),
+}
+
 #[derive(Clone, Debug)]
 pub struct Queue {
     pub client: aws_sdk_sqs::Client,
@@ -87,6 +109,28 @@ impl Queue {
             }
         }
         unsent
+    }
+
+    /// Sends one fan-out page message (its own FIFO group: pages run one after the other, and
+    /// beside the users' jobs). `false` if SQS refused it: the sweeper re-sends stalled tasks.
+    pub async fn send_fanout(&self, m: &FanoutMessage) -> bool {
+        let Ok(body) = serde_json::to_string(m) else { return false };
+        let result = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(format!("{}:fanout:{}", m.integration_id, m.fanout))
+            .message_deduplication_id(match &m.resend {
+                None => format!("fanout.{}.{}", m.fanout, m.page),
+                Some(r) => format!("fanout.{}.{}.{r}", m.fanout, m.page),
+            })
+            .send()
+            .await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "fan-out message not sent; the sweeper will re-send it");
+        }
+        result.is_ok()
     }
 
     /// One SendMessageBatch; returns the messages that failed.

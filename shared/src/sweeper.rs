@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::delivery::{self, Ending};
-use crate::queue::{JobMessage, Queue};
+use crate::queue::{FanoutMessage, JobMessage, Queue};
 use crate::store::provisioning::{JobGuard, queued_gsi_sk};
 use crate::store::{Store, StoreError};
 
@@ -22,6 +22,7 @@ const MAX_PAGES: usize = 20;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     pub resent: usize,
+    pub fanouts_resumed: usize,
     pub overdue_failed: usize,
     pub dead_lettered: usize,
 }
@@ -29,12 +30,37 @@ pub struct Swept {
 /// Everything a run does (the Lambda's handler).
 pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Duration) -> Result<Swept, StoreError> {
     let resent = sweep(store, queue, grace).await?;
+    let fanouts_resumed = resume_fanouts(store, queue, grace).await?;
     let overdue_failed = fail_overdue(store, queue).await?;
     let dead_lettered = match dlq {
         Some(dlq) => record_dead_letters(store, queue, dlq).await?,
         None => 0,
     };
-    Ok(Swept { resent, overdue_failed, dead_lettered })
+    Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered })
+}
+
+/// Re-sends the message of each fan-out that has not moved for a grace period (its page was
+/// cut off and its message lost, or the next page's send failed); it resumes from its cursor.
+pub async fn resume_fanouts(store: &Store, queue: &Queue, grace: Duration) -> Result<usize, StoreError> {
+    let cutoff = (chrono::Utc::now() - grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stalled = store.stalled_fanouts(&cutoff, 100).await?;
+    let mut resumed = 0;
+    for task in &stalled {
+        let msg = FanoutMessage {
+            integration_id: task.integration_id.clone(),
+            fanout: task.id.clone(),
+            page: task.page,
+            resend: Some(chrono::Utc::now().timestamp_millis().to_string()),
+        };
+        if queue.send_fanout(&msg).await {
+            store.fanout_touch(task, &crate::time::now()).await?;
+            resumed += 1;
+        }
+    }
+    if resumed > 0 {
+        tracing::warn!(resumed, "sweeper resumed stalled fan-outs");
+    }
+    Ok(resumed)
 }
 
 /// Re-sends stale queued jobs; returns how many were sent.

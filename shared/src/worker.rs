@@ -12,7 +12,7 @@ use crate::assignment::diff::diff;
 use crate::connector::{self, Connector, ConnectorConfig, ConnectorError, Job, Outcome};
 use crate::integration::IntegrationConfig;
 use crate::metrics;
-use crate::queue::JobMessage;
+use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
 use crate::secrets::Secrets;
 use crate::service::{now, render};
 use crate::store::provisioning::{AppliedRow, JobOutcome, JobRow, status};
@@ -128,15 +128,32 @@ impl Worker {
 
     /// One message. Storage errors are retried (the message comes back); nothing is lost.
     pub async fn handle(&self, d: &Delivery) -> Disposition {
-        let Ok(msg) = serde_json::from_str::<JobMessage>(&d.body) else {
-            tracing::error!(message_id = %d.message_id, "malformed job message; dropped");
-            return Disposition::Ack;
+        let msg = match serde_json::from_str::<Message>(&d.body) {
+            Ok(Message::Job(msg)) => msg,
+            Ok(Message::Fanout(page)) => return self.fanout(&page, d.receive_count).await,
+            Err(_) => {
+                tracing::error!(message_id = %d.message_id, "malformed job message; dropped");
+                return Disposition::Ack;
+            }
         };
         match self.reconcile(&msg, d.receive_count).await {
             Ok(disposition) => disposition,
             Err(e) => {
                 tracing::error!(job_id = %msg.job_id, integration_id = %msg.integration_id, error = %e, "worker storage error; will retry");
                 Disposition::Retry { delay: backoff(d.receive_count) }
+            }
+        }
+    }
+
+    /// One page of a group's fan-out (`service::fanout`); any failure runs the page again.
+    async fn fanout(&self, page: &FanoutMessage, receive_count: u32) -> Disposition {
+        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        let span = tracing::info_span!("fanout", integration_id = %page.integration_id, fanout = %page.fanout, page = page.page);
+        match crate::service::fanout::run(&self.store, &queue, page).instrument(span).await {
+            Ok(()) => Disposition::Ack,
+            Err(e) => {
+                tracing::warn!(integration_id = %page.integration_id, fanout = %page.fanout, error = %e.detail, "fan-out page failed; will run again");
+                Disposition::Retry { delay: backoff(receive_count) }
             }
         }
     }

@@ -42,6 +42,8 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
             superseded: 0,
             status: status::SUCCEEDED.into(),
             finished_at: Some(now.clone()),
+            fanout_pending: false,
+            next_job: None,
             gsi1pk: keys::activity_gsi_pk(&iid),
             gsi1sk: rid.clone(),
             expires_at: None,

@@ -2,7 +2,7 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
@@ -10,9 +10,11 @@ use serde_json::{Map, Value};
 use super::provision::{Affected, Provision, RoleGroups, UserActions, UserPlan, plan_group_change};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
+use crate::queue::FanoutMessage;
 use crate::scim::patch::{self, MemberDelta};
 use crate::scim::resource::{Projection, check_required, member_displays, normalise, take_members};
 use crate::scim::schema::GROUP_TYPE;
+use crate::store::fanout::{FanoutMode, FanoutRow};
 use crate::store::resources::{Kind, Stored, WriteError};
 use crate::store::{MAX_TRANSACTION_ITEMS, StoreError};
 
@@ -166,32 +168,18 @@ async fn member_bundles(
     Ok(out)
 }
 
-/// Adds the users whose assignment the change can move, and plans their assignment actions.
+/// Plans the assignment actions of the members this change lists. When the change moves every
+/// member (`impact.all_members`), the others are re-planned behind the request by a fan-out
+/// (`service::fanout`), whatever the group's size.
 async fn plan_assignments(
     ctx: Ctx<'_>,
     provision: &mut Provision<'_>,
     group_id: &str,
     impact: &Impact<'_>,
-    current: Option<&[String]>,
-    bundles: &mut Vec<Bundle>,
+    bundles: &mut [Bundle],
 ) -> ScimResult<()> {
-    if !impact.any() {
+    if !impact.any() || bundles.is_empty() {
         return Ok(());
-    }
-    if impact.all_members {
-        let current = match current {
-            Some(c) => c.to_vec(),
-            None => ctx.store.group_members(ctx.integration_id, group_id).await?.into_iter().map(|m| m.id).collect(),
-        };
-        let touched: HashSet<String> = bundles.iter().map(|b| b.user_id.clone()).collect();
-        for id in current.into_iter().filter(|id| !touched.contains(id)) {
-            bundles.push(Bundle {
-                user_id: id,
-                member_after: impact.name_after.is_some(),
-                rows: Vec::new(),
-                assignment: None,
-            });
-        }
     }
     assign(ctx, provision, group_id, impact, bundles.iter_mut().collect()).await
 }
@@ -217,10 +205,20 @@ async fn assign(
     Ok(())
 }
 
+/// A fan-out to start with a group change: how, and whether its jobs make an Activity request
+/// (a deleted group that granted no role only needs its membership rows removed).
+#[derive(Clone, Copy)]
+struct Fanout {
+    mode: FanoutMode,
+    with_request: bool,
+}
+
 /// Commits a group change: `head` (the group's own write, given extra actions to include)
-/// first, with the request row and as many user bundles as fit in one transaction; the other
-/// bundles follow in transactions of at most 100 actions. A bundle that loses a race on a
-/// user's assignment is re-planned and retried. Jobs are sent once everything is committed.
+/// first, with the request row, the fan-out task (if any) and as many user bundles as fit in
+/// one transaction; the other bundles follow in transactions of at most 100 actions. A bundle
+/// that loses a race on a user's assignment is re-planned and retried. Jobs, then the fan-out's
+/// first page, are sent once everything is committed.
+#[allow(clippy::too_many_arguments, reason = "one commit's parts")]
 async fn commit<T, Fut>(
     ctx: Ctx<'_>,
     mut provision: Provision<'_>,
@@ -229,13 +227,20 @@ async fn commit<T, Fut>(
     head_len: usize,
     head: impl FnOnce(Vec<TransactWriteItem>) -> Fut,
     bundles: Vec<Bundle>,
+    fanout: Option<Fanout>,
 ) -> Result<T, CommitError>
 where
     Fut: Future<Output = Result<T, WriteError>>,
 {
     let planned = bundles.iter().filter(|b| b.assignment.as_ref().is_some_and(|a| a.message.is_some())).count();
-    let request = provision.request_action(KIND, Some(group_id), planned)?;
-    let room = MAX_TRANSACTION_ITEMS - head_len - usize::from(request.is_some());
+    let with_request = fanout.is_some_and(|f| f.with_request);
+    let request = provision.request_action_with(KIND, Some(group_id), planned, with_request)?;
+    let task = fanout.map(|f| {
+        let request_id = f.with_request.then_some(provision.request_id.as_str());
+        FanoutRow::new(ctx.integration_id, group_id, request_id, f.mode, &now())
+    });
+    let task_put = task.as_ref().map(|t| ctx.store.fanout_put(t)).transpose()?;
+    let room = MAX_TRANSACTION_ITEMS - head_len - usize::from(request.is_some()) - usize::from(task_put.is_some());
     let mut rest = bundles.into_iter().peekable();
     let mut first: Vec<Bundle> = Vec::new();
     let mut used = 0;
@@ -243,7 +248,7 @@ where
         used += b.len();
         first.push(b);
     }
-    let mut extra: Vec<TransactWriteItem> = request.into_iter().collect();
+    let mut extra: Vec<TransactWriteItem> = request.into_iter().chain(task_put).collect();
     extra.extend(first.iter().flat_map(Bundle::actions));
     let result = head(extra).await?;
     let mut sent_jobs = 0;
@@ -294,6 +299,12 @@ where
             .await?;
     }
     provision.send().await;
+    if let Some(task) = task {
+        // Not sent (SQS refused): the sweeper re-sends stalled fan-outs.
+        let first =
+            FanoutMessage { integration_id: ctx.integration_id.to_string(), fanout: task.id, page: 0, resend: None };
+        ctx.queue.send_fanout(&first).await;
+    }
     Ok(result)
 }
 
@@ -331,11 +342,11 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
         let mut bundles = member_bundles(ctx, &id, &delta, Some(&[]), &displays).await?;
         // A new group has no members: only those it is created with count.
         let impact = Impact { all_members: false, ..impact };
-        plan_assignments(ctx, &mut provision, &id, &impact, Some(&[]), &mut bundles).await?;
+        plan_assignments(ctx, &mut provision, &id, &impact, &mut bundles).await?;
         let now = now();
         let head = |extra| ctx.store.create_resource(ctx.integration_id, KIND, id.clone(), doc.clone(), &now, extra);
         let head_len = 3; // the group and its two uniqueness rows
-        match commit(ctx, provision, &id, &impact, head_len, head, bundles).await {
+        match commit(ctx, provision, &id, &impact, head_len, head, bundles, None).await {
             Ok(stored) => return reply(ctx, 201, &stored, projection).await,
             Err(CommitError::Write(WriteError::Contended)) => continue,
             Err(CommitError::Write(e)) => return Err(write_error(KIND, e, &doc)),
@@ -366,15 +377,17 @@ async fn write(
         }
         let doc = change(&old)?.filter(|d| *d != old.doc);
         let impact = Impact::new(ctx, display_name(&old.doc), display_name(doc.as_ref().unwrap_or(&old.doc)));
-        let current: Option<Vec<String>> = match delta.reset || impact.all_members {
+        // A PUT replaces the member list: the current one tells who leaves.
+        let current: Option<Vec<String>> = match delta.reset {
             true => Some(ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect()),
             false => None,
         };
         let mut provision = Provision::new(ctx);
-        let mut bundles = member_bundles(ctx, id, delta, current.as_deref().filter(|_| delta.reset), displays).await?;
-        if impact.membership || impact.all_members {
-            plan_assignments(ctx, &mut provision, id, &impact, current.as_deref(), &mut bundles).await?;
-        }
+        let mut bundles = member_bundles(ctx, id, delta, current.as_deref(), displays).await?;
+        // The members this change lists are planned here; when the group's role changed, the
+        // rest follow behind the answer, in pages (whatever the group's size).
+        plan_assignments(ctx, &mut provision, id, &impact, &mut bundles).await?;
+        let fanout = impact.all_members.then_some(Fanout { mode: FanoutMode::Replan, with_request: true });
         if doc.is_none() && bundles.is_empty() {
             return Ok(old);
         }
@@ -382,7 +395,7 @@ async fn write(
         let result = match &doc {
             Some(d) => {
                 let head = |extra| ctx.store.replace_resource(ctx.integration_id, KIND, &old, d.clone(), &now, extra);
-                commit(ctx, provision, id, &impact, 5, head, bundles).await
+                commit(ctx, provision, id, &impact, 5, head, bundles, fanout).await
             }
             None => {
                 // Members only: bump the version atomically; no read-modify-write of the group.
@@ -401,7 +414,7 @@ async fn write(
                         })
                         .map(|()| Stored { version: old.version + 1, last_modified: now.clone(), ..old.clone() })
                 };
-                commit(ctx, provision, id, &impact, 1, head, bundles).await
+                commit(ctx, provision, id, &impact, 1, head, bundles, fanout).await
             }
         };
         match result {
@@ -473,16 +486,14 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
-        // Every member leaves; when the group granted a role, each member's assignment moves.
-        let members: Vec<String> =
-            ctx.store.group_members(ctx.integration_id, id).await?.into_iter().map(|m| m.id).collect();
-        let delta = MemberDelta { reset: true, set: Vec::new() };
+        // The group goes now; its members leave behind the answer, in pages: each member's
+        // assignment is re-planned (when the group granted a role, in one Activity request)
+        // and the membership rows are removed, whatever the group's size.
         let impact = Impact::new(ctx, display_name(&old.doc), None);
-        let mut provision = Provision::new(ctx);
-        let mut bundles = member_bundles(ctx, id, &delta, Some(&members), &Displays::new()).await?;
-        plan_assignments(ctx, &mut provision, id, &impact, Some(&members), &mut bundles).await?;
+        let fanout = Fanout { mode: FanoutMode::Delete, with_request: impact.all_members };
+        let provision = Provision::new(ctx);
         let head = |extra| ctx.store.delete_resource(ctx.integration_id, KIND, &old, extra);
-        match commit(ctx, provision, id, &impact, 3, head, bundles).await {
+        match commit(ctx, provision, id, &impact, 3, head, Vec::new(), Some(fanout)).await {
             Ok(()) => return Ok(Reply::no_content()),
             Err(CommitError::Write(WriteError::Contended)) => continue,
             Err(CommitError::Write(WriteError::VersionMismatch)) if if_match.is_none() => continue,

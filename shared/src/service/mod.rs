@@ -5,6 +5,7 @@ pub mod activity;
 pub mod admin;
 pub mod callback;
 pub mod discovery;
+pub mod fanout;
 pub mod groups;
 pub mod list;
 pub mod provision;

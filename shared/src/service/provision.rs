@@ -114,6 +114,11 @@ impl<'a> Provision<'a> {
         Self { ctx, request_id: ulid::Ulid::new().to_string(), now: now(), next_job: 1, messages: Vec::new() }
     }
 
+    /// More jobs for an existing request (a fan-out page), numbered from `first_job`.
+    pub fn continuing(ctx: Ctx<'a>, request_id: &str, first_job: usize) -> Self {
+        Self { ctx, request_id: request_id.to_string(), now: now(), next_job: first_job, messages: Vec::new() }
+    }
+
     /// Jobs committed so far (to be sent).
     pub fn committed(&mut self, messages: impl IntoIterator<Item = JobMessage>) {
         self.messages.extend(messages);
@@ -171,14 +176,24 @@ impl<'a> Provision<'a> {
         Ok(UserActions { actions, message })
     }
 
-    /// The request row, when there are jobs (`total` as planned).
+    /// The request row, when there are jobs (`total` as planned) or a fan-out will add some.
     pub fn request_action(
         &self,
         resource_type: Kind,
         resource_id: Option<&str>,
         total: usize,
     ) -> ScimResult<Option<TransactWriteItem>> {
-        if total == 0 {
+        self.request_action_with(resource_type, resource_id, total, false)
+    }
+
+    pub fn request_action_with(
+        &self,
+        resource_type: Kind,
+        resource_id: Option<&str>,
+        total: usize,
+        fanout: bool,
+    ) -> ScimResult<Option<TransactWriteItem>> {
+        if total == 0 && !fanout {
             return Ok(None);
         }
         let ctx = self.ctx;
@@ -198,6 +213,9 @@ impl<'a> Provision<'a> {
             superseded: 0,
             status: status::REQUESTED.to_string(),
             finished_at: None,
+            fanout_pending: fanout,
+            // Inline jobs are numbered from 1; fan-out pages reserve numbers after them.
+            next_job: Some(total as u64 + 1),
             gsi1pk: keys::activity_gsi_pk(ctx.integration_id),
             gsi1sk: self.request_id.clone(),
             expires_at: Some(ctx.store.expires_at()),

@@ -64,6 +64,18 @@ pub fn applied_sk(user_id: &str) -> String {
     format!("APPLIED#{user_id}")
 }
 
+/// A fan-out task: a group's members re-planned in pages behind a SCIM request.
+pub fn fanout_sk(id: &str) -> String {
+    format!("FANOUT#{id}")
+}
+
+/// GSI `gsi1`, sparse: fan-out tasks by their last progress, for the sweeper to resume.
+pub const FANOUT_GSI_PK: &str = "FANOUT";
+
+pub fn fanout_gsi_sk(at: &str, integration_id: &str, id: &str) -> String {
+    format!("{at}#{integration_id}#{id}")
+}
+
 /// A provisioning request (one SCIM write that changed assignments).
 pub fn request_sk(request_id: &str) -> String {
     format!("REQUEST#{request_id}")

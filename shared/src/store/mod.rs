@@ -2,6 +2,7 @@
 //! not clobber carries a condition expression with expression attribute values.
 
 pub mod deliveries;
+pub mod fanout;
 pub mod integrations;
 pub mod keys;
 pub mod members;

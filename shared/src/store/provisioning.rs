@@ -124,6 +124,13 @@ pub struct RequestRow {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Members are still being re-planned behind the request (`store::fanout`): `total` may
+    /// grow, so the request is not final yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fanout_pending: bool,
+    /// The next free job number (fan-out pages reserve theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_job: Option<u64>,
     pub gsi1pk: String,
     pub gsi1sk: String,
     /// Epoch seconds after which DynamoDB's TTL deletes the row (template.yaml `Table`).
@@ -217,6 +224,18 @@ pub struct JobOutcome<'a> {
     pub detail: Option<&'a str>,
     /// The action the worker ran.
     pub applied_action: Option<&'a str>,
+}
+
+/// A request's final status, once it has one: every job counted, no fan-out pending.
+pub fn final_status(row: &RequestRow) -> Option<&'static str> {
+    if row.fanout_pending || row.succeeded + row.failed + row.superseded < row.total {
+        return None;
+    }
+    Some(match (row.failed, row.succeeded + row.superseded) {
+        (0, _) => status::SUCCEEDED,
+        (_, 0) if row.total > 0 => status::FAILED,
+        _ => status::PARTIALLY_FAILED,
+    })
 }
 
 /// What must still hold for a guarded job update ([`Store::job_record_if`]).
@@ -552,18 +571,16 @@ impl Store {
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
         let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
-        if row.succeeded + row.failed + row.superseded < row.total {
-            return Ok(());
-        }
-        let final_status = match (row.failed, row.succeeded + row.superseded) {
-            (0, _) => status::SUCCEEDED,
-            (_, 0) => status::FAILED,
-            _ => status::PARTIALLY_FAILED,
-        };
+        self.request_finalize_if_complete(iid, &row, now).await
+    }
+
+    /// Sets a request's final status once every job is counted and no fan-out is pending.
+    pub async fn request_finalize_if_complete(&self, iid: &str, row: &RequestRow, now: &str) -> Result<(), StoreError> {
+        let Some(final_status) = final_status(row) else { return Ok(()) };
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(&row.id))))
             .update_expression("SET #status = :status, finished_at = :now")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(final_status))

@@ -1,0 +1,134 @@
+//! A group's members re-planned behind the SCIM request that moved them all (a role group
+//! renamed or deleted): one page of members per queue message, until the group is done. Every
+//! page is idempotent (a member whose assignment already matches gets no job) and the task row
+//! (`store::fanout`) says where it stands, so a page cut off by a crash or a throttled write is
+//! simply run again, by the message coming back or by the sweeper. Jobs join the request the
+//! SCIM change opened, so Activity shows one request with one job per affected user.
+
+use std::collections::HashSet;
+
+use super::provision::{Affected, Provision, RoleGroups, plan_group_change};
+use super::{Ctx, WRITE_ATTEMPTS};
+use crate::error::ScimResult;
+use crate::integration::IntegrationConfig;
+use crate::queue::{FanoutMessage, Queue};
+use crate::store::fanout::{FanoutMode, FanoutRow};
+use crate::store::resources::Kind;
+use crate::store::{Store, StoreError};
+
+/// Members per page: one page is a few reads and about five transactions, seconds of work.
+pub const PAGE: i32 = 200;
+
+/// Users per transaction: each writes its assignment and its job, plus the request's count.
+const USERS_PER_TRANSACTION: usize = 49;
+
+/// Runs the page `msg` names. A message for a page already run, a finished task or a deleted
+/// integration does nothing.
+pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResult<()> {
+    let iid = msg.integration_id.as_str();
+    let Some(task) = store.get_fanout(iid, &msg.fanout).await? else { return Ok(()) };
+    if task.page != msg.page {
+        return Ok(());
+    }
+    let Some(record) = store.get_integration(iid).await? else { return Ok(()) };
+    let config = IntegrationConfig::from_json(record.config_json())?;
+    let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
+    let after = match task.mode {
+        FanoutMode::Replan => task.cursor.as_deref(),
+        // Handled rows are deleted: the next page is always the first.
+        FanoutMode::Delete => None,
+    };
+    let (members, more) = store.group_members_page(iid, &task.group_id, after, PAGE).await?;
+    if let Some(request_id) = &task.request_id
+        && !members.is_empty()
+    {
+        replan(ctx, &task, request_id, &members).await?;
+    }
+    if task.mode == FanoutMode::Delete && !members.is_empty() {
+        let mut deletes = Vec::with_capacity(members.len() * 2);
+        for u in &members {
+            deletes.extend(store.member_deletes(iid, &task.group_id, u)?);
+        }
+        store.transact_chunked(deletes).await?;
+    }
+    let now = crate::time::now();
+    if more {
+        let cursor = match task.mode {
+            FanoutMode::Replan => members.last().map(String::as_str),
+            FanoutMode::Delete => None,
+        };
+        if store.fanout_advance(&task, cursor, &now).await? {
+            let next = FanoutMessage { page: task.page + 1, resend: None, ..msg.clone() };
+            queue.send_fanout(&next).await;
+        }
+        tracing::info!(integration_id = %iid, fanout = %task.id, page = task.page, members = members.len(), "fan-out page done");
+    } else {
+        // The request first: if this stops in between, the sweeper re-sends the task, whose
+        // empty last page comes back here.
+        if let Some(request_id) = &task.request_id {
+            store.request_fanout_done(iid, request_id, &now).await?;
+        }
+        store.fanout_finish(&task).await?;
+        tracing::info!(integration_id = %iid, fanout = %task.id, pages = task.page + 1, "fan-out done");
+    }
+    Ok(())
+}
+
+/// Plans these members again against the integration's current state and commits the jobs of
+/// those whose assignment changes, in the task's request.
+async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, members: &[String]) -> ScimResult<()> {
+    let (store, iid) = (ctx.store, ctx.integration_id);
+    let roles = RoleGroups::load(ctx).await?;
+    let name_after = match task.mode {
+        FanoutMode::Delete => None,
+        FanoutMode::Replan => store
+            .get_resource(iid, Kind::Group, &task.group_id)
+            .await?
+            .and_then(|g| g.doc.get("displayName").and_then(|v| v.as_str()).map(str::to_string)),
+    };
+    for chunk in members.chunks(USERS_PER_TRANSACTION) {
+        for attempt in 1..=WRITE_ATTEMPTS {
+            // Membership now (a concurrent PATCH may have removed someone since the page read).
+            let still: HashSet<String> = match task.mode {
+                FanoutMode::Delete => HashSet::new(),
+                FanoutMode::Replan => {
+                    let pairs: Vec<(String, String)> =
+                        chunk.iter().map(|u| (task.group_id.clone(), u.clone())).collect();
+                    store.memberships(iid, &pairs).await?.into_iter().map(|(_, u)| u).collect()
+                }
+            };
+            let affected: Affected = chunk.iter().map(|u| (u.clone(), still.contains(u))).collect();
+            let plans = plan_group_change(ctx, &roles, &task.group_id, name_after.as_deref(), &affected).await?;
+            let changed: Vec<_> = plans.iter().filter(|p| p.change().is_some()).collect();
+            if changed.is_empty() {
+                break;
+            }
+            let first = store.request_reserve_jobs(iid, request_id, changed.len()).await?;
+            let mut provision = Provision::continuing(ctx, request_id, first);
+            let mut actions = Vec::with_capacity(changed.len() * 2 + 1);
+            let mut messages = Vec::with_capacity(changed.len());
+            for plan in changed {
+                let ua = provision.user_actions(plan)?;
+                actions.extend(ua.actions);
+                messages.extend(ua.message);
+            }
+            actions.push(store.request_total_action(iid, request_id, messages.len())?);
+            match store.transact(actions).await {
+                Ok(()) => {
+                    provision.committed(messages);
+                    provision.send().await;
+                    break;
+                }
+                Err(StoreError::Cancelled(reasons))
+                    if attempt < WRITE_ATTEMPTS
+                        && reasons.iter().any(|r| r.as_deref() == Some("ConditionalCheckFailed")) =>
+                {
+                    // A concurrent change to one of these users: plan them again.
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}

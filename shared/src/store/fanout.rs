@@ -1,0 +1,222 @@
+//! Fan-out tasks: the re-planning of every member of a group after a change that moves them
+//! all (a role group renamed or deleted), run behind the SCIM request in pages.
+//!
+//! The task row is written in the SCIM request's own transaction, so a committed change always
+//! has its fan-out. Each page advances the row (cursor, page number) under a condition on the
+//! page it read, so a duplicate message never skips or repeats a page's bookkeeping. The row
+//! sits in the sparse `FANOUT` partition of `gsi1` under its last progress time: the sweeper
+//! re-sends the message of a task that stopped moving (a crash between a page and the next
+//! message), and the task resumes from its cursor.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use super::provisioning::{RequestRow, from_item};
+use super::{Item, Store, StoreError, key, keys, n, s};
+
+/// What a fan-out does to each member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutMode {
+    /// Re-plan each member (the group's role changed: renamed, or re-mapped).
+    Replan,
+    /// The group is gone: re-plan each member without it, then delete the membership rows.
+    Delete,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutRow {
+    pub pk: String,
+    pub sk: String,
+    pub id: String,
+    pub integration_id: String,
+    pub group_id: String,
+    /// The Activity request the members' jobs belong to (`None`: cleanup only, no role moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub mode: FanoutMode,
+    /// The last member id handled (`Replan`; `Delete` always starts over: handled rows are gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    pub page: u32,
+    pub created_at: String,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+impl FanoutRow {
+    pub fn new(iid: &str, group_id: &str, request_id: Option<&str>, mode: FanoutMode, now: &str) -> Self {
+        let id = ulid::Ulid::new().to_string();
+        Self {
+            pk: keys::integration_pk(iid),
+            sk: keys::fanout_sk(&id),
+            gsi1pk: keys::FANOUT_GSI_PK.to_string(),
+            gsi1sk: keys::fanout_gsi_sk(now, iid, &id),
+            id,
+            integration_id: iid.to_string(),
+            group_id: group_id.to_string(),
+            request_id: request_id.map(str::to_string),
+            mode,
+            cursor: None,
+            page: 0,
+            created_at: now.to_string(),
+        }
+    }
+}
+
+impl Store {
+    /// The task row, for the SCIM request's transaction.
+    pub fn fanout_put(&self, row: &FanoutRow) -> Result<TransactWriteItem, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(row).map_err(|e| StoreError::Malformed(e.to_string()))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    pub async fn get_fanout(&self, iid: &str, id: &str) -> Result<Option<FanoutRow>, StoreError> {
+        self.get(keys::integration_pk(iid), keys::fanout_sk(id)).await?.map(from_item).transpose()
+    }
+
+    /// Moves the task past the page it read (`row.page`); `false` if another run did first.
+    pub async fn fanout_advance(&self, row: &FanoutRow, cursor: Option<&str>, now: &str) -> Result<bool, StoreError> {
+        let mut up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(row.pk.clone(), row.sk.clone())))
+            .condition_expression("page = :page")
+            .expression_attribute_values(":page", n(u64::from(row.page)))
+            .expression_attribute_values(":next", n(u64::from(row.page) + 1))
+            .expression_attribute_values(":gsk", s(keys::fanout_gsi_sk(now, &row.integration_id, &row.id)));
+        up = match cursor {
+            Some(c) => up
+                .update_expression("SET page = :next, gsi1sk = :gsk, #cursor = :cursor")
+                .expression_attribute_names("#cursor", "cursor")
+                .expression_attribute_values(":cursor", s(c)),
+            None => up.update_expression("SET page = :next, gsi1sk = :gsk"),
+        };
+        Ok(StoreError::conditional("UpdateItem", up.send().await)?.is_some())
+    }
+
+    /// The task is done: its row goes (`false` if another run finished it first).
+    pub async fn fanout_finish(&self, row: &FanoutRow) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(row.pk.clone(), row.sk.clone())))
+            .condition_expression("page = :page")
+            .expression_attribute_values(":page", n(u64::from(row.page)))
+            .send()
+            .await;
+        Ok(StoreError::conditional("DeleteItem", result)?.is_some())
+    }
+
+    /// Tasks that have not moved since `cutoff` (the sweeper's work), oldest first.
+    pub async fn stalled_fanouts(&self, cutoff: &str, limit: i32) -> Result<Vec<FanoutRow>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#gpk = :f AND #gsk < :cutoff")
+            .expression_attribute_names("#gpk", keys::GSI1_PK)
+            .expression_attribute_names("#gsk", keys::GSI1_SK)
+            .expression_attribute_values(":f", s(keys::FANOUT_GSI_PK))
+            .expression_attribute_values(":cutoff", s(cutoff))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
+    /// After a re-send: the task waits another grace period before the next one.
+    pub async fn fanout_touch(&self, row: &FanoutRow, now: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(row.pk.clone(), row.sk.clone())))
+            .update_expression("SET gsi1sk = :gsk")
+            .condition_expression("page = :page")
+            .expression_attribute_values(":page", n(u64::from(row.page)))
+            .expression_attribute_values(":gsk", s(keys::fanout_gsi_sk(now, &row.integration_id, &row.id)))
+            .send()
+            .await;
+        StoreError::conditional("UpdateItem", result).map(|_| ())
+    }
+
+    /// One page of a group's member ids after `after`, in id order, and whether more follow.
+    pub async fn group_members_page(
+        &self,
+        iid: &str,
+        group_id: &str,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let pk = keys::integration_pk(iid);
+        let start: Option<Item> = after.map(|u| key(pk.clone(), keys::member_sk(group_id, u)));
+        let (items, next) = self.query_prefix(pk, keys::member_prefix(group_id), start, limit).await?;
+        let ids = items.iter().filter_map(|i| super::get_s(i, "user_id").map(str::to_string)).collect();
+        Ok((ids, next.is_some()))
+    }
+
+    /// Reserves `count` job numbers on a request; returns the first.
+    pub async fn request_reserve_jobs(&self, iid: &str, request_id: &str, count: usize) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression("ADD next_job :n")
+            .expression_attribute_values(":n", n(count as u64))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        let end = out
+            .attributes
+            .and_then(|a| a.get("next_job").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok()))
+            .ok_or_else(|| StoreError::Malformed("next_job missing".into()))?;
+        Ok(end - count)
+    }
+
+    /// Counts `jobs` more on a request, in the transaction that writes them.
+    pub fn request_total_action(
+        &self,
+        iid: &str,
+        request_id: &str,
+        jobs: usize,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression("ADD #total :n")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":n", AttributeValue::N(jobs.to_string()))
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The fan-out behind a request is done: the request may now reach its final status.
+    pub async fn request_fanout_done(&self, iid: &str, request_id: &str, now: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression("REMOVE fanout_pending")
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let Some(out) = StoreError::conditional("UpdateItem", out)? else { return Ok(()) };
+        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
+        self.request_finalize_if_complete(iid, &row, now).await
+    }
+}

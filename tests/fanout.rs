@@ -1,0 +1,260 @@
+//! Role groups of any size: renaming or deleting a group that grants a role answers at once and
+//! re-plans its members behind the answer, in pages from the queue; a fan-out cut off halfway
+//! resumes to the same end state. Members are seeded in bulk (users, memberships, assignments
+//! and the demo app's accounts, as if provisioned); the rename, the delete and everything after
+//! go through the real API, queue, worker and demo app.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use idlcm::store::keys;
+use idlcm::worker::Delivery;
+use idlcm_tests::world::{DEMO_KEY, World, handler, patch, user_body};
+use idlcm_tests::{batch_put, demo_integration};
+use serde_json::{Value, json};
+
+/// Seeds `n` active users, members of group `gid` (named `group`), provisioned in the demo app
+/// with the role the group grants. Returns their ids.
+async fn seed_members(w: &World, gid: &str, group: &str, n: usize) -> Vec<String> {
+    use idlcm::assignment::effective::effective;
+    use idlcm::integration::IntegrationConfig;
+    use idlcm::scim::{resource::normalise, schema::USER_TYPE};
+    use idlcm::store::provisioning::{AppliedRow, AssignRow, assignment_json};
+    use idlcm::store::resources::{Kind, Stored};
+    use idlcm::store::{key, s};
+
+    let cfg = IntegrationConfig::from_json(demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
+    let now = idlcm::service::now();
+    let pk = keys::integration_pk(&w.scim.id);
+    let (mut ids, mut items) = (Vec::with_capacity(n), Vec::new());
+    for i in 0..n {
+        let email = format!("member{i:05}@example.com");
+        let doc = normalise(&USER_TYPE, user_body(&email)).unwrap();
+        let stored = Stored {
+            id: ulid::Ulid::new().to_string(),
+            doc,
+            version: 1,
+            created: now.clone(),
+            last_modified: now.clone(),
+        };
+        let desired = effective(&stored.doc, &[group.to_lowercase()], &cfg);
+        let created: Value = w
+            .stack
+            .http
+            .post(format!("{}/api/users", w.demo.url))
+            .bearer_auth(DEMO_KEY)
+            .json(&json!({"email": email, "given_name": "Given", "family_name": "Family",
+                          "role": desired.role, "active": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let app_id = created["id"].as_str().expect("demo app id").to_string();
+        items.extend(stored.items(&w.scim.id, Kind::User).unwrap());
+        items.push(serde_dynamo::to_item(AssignRow::new(&w.scim.id, &stored.id, Some(&desired), 1, &now)).unwrap());
+        let applied = AppliedRow {
+            pk: pk.clone(),
+            sk: keys::applied_sk(&stored.id),
+            user_id: stored.id.clone(),
+            applied: assignment_json(Some(&desired)),
+            seq: 1,
+            app_id: Some(app_id),
+            updated_at: now.clone(),
+            pending_job: None,
+            pending_sent: None,
+            pending_seq: None,
+        };
+        items.push(serde_dynamo::to_item(applied).unwrap());
+        for sk in [keys::member_sk(gid, &stored.id), keys::member_of_sk(&stored.id, gid)] {
+            let mut row = key(pk.clone(), sk);
+            row.insert("group_id".into(), s(gid));
+            row.insert("user_id".into(), s(&stored.id));
+            items.push(row);
+        }
+        ids.push(stored.id);
+    }
+    batch_put(&aws_sdk_dynamodb::Client::new(&w.stack.aws), &w.stack.table, &items).await;
+    ids
+}
+
+/// Runs the queue with 4 pollers (as Lambda scales out over FIFO groups) until every job and
+/// fan-out of the integration is finished.
+async fn drain(w: &World) -> Duration {
+    let started = Instant::now();
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (source, worker, store, iid) =
+                (w.stack.event_source(), w.worker.clone(), w.stack.store(), w.scim.id.clone());
+            tokio::spawn(async move {
+                let done = || {
+                    let (store, iid) = (store.clone(), iid.clone());
+                    async move {
+                        let pk = keys::integration_pk(&iid);
+                        store.query_all(pk.clone(), "FANOUT#".into()).await.unwrap().is_empty()
+                            && idlcm_tests::world::all_jobs_done(&store, &iid).await
+                    }
+                };
+                source.run_until(handler(worker), done, Duration::from_secs(600)).await
+            })
+        })
+        .collect();
+    for p in pollers {
+        assert!(p.await.unwrap(), "every job and fan-out finished");
+    }
+    started.elapsed()
+}
+
+/// Takes the first fan-out page message off the queue and runs it in an invocation that dies
+/// after `after`; the message is lost with it (deleted). The sweeper must resume the task.
+async fn cut_off_first_page(w: &World, after: Duration) {
+    let sqs = w.stack.sqs();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&w.stack.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let body = m.body.clone().unwrap_or_default();
+            let handle = m.receipt_handle.clone().unwrap();
+            if body.contains("\"fanout\"") {
+                let d = Delivery {
+                    message_id: m.message_id.clone().unwrap(),
+                    receipt_handle: None,
+                    body,
+                    receive_count: 1,
+                };
+                let died = tokio::time::timeout(after, w.worker.handle(&d)).await;
+                assert!(died.is_err(), "the page was cut off");
+                sqs.delete_message().queue_url(&w.stack.queue_url).receipt_handle(handle).send().await.unwrap();
+                return;
+            }
+            // Not ours to take: back to the queue at once.
+            sqs.change_message_visibility()
+                .queue_url(&w.stack.queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    panic!("no fan-out message on the queue");
+}
+
+/// The sweeper's run, as its schedule would start it once the grace period is over: it re-sends
+/// the jobs the cut-off page committed but never sent, and resumes the stalled fan-out.
+async fn resume(w: &World) {
+    let swept = idlcm::sweeper::run(&w.stack.store(), &w.stack.queue(), None, Duration::ZERO).await.unwrap();
+    assert_eq!(swept.fanouts_resumed, 1, "the sweeper resumes the stalled fan-out");
+}
+
+/// Renames the role group "App Admins" to "App Users" (admin → user for every member), then
+/// deletes it (user → no role): each member's account is updated exactly twice.
+async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
+    let w = World::new().await;
+    let gid = w.create_group("App Admins").await;
+    let uids = seed_members(&w, &gid, "App Admins", n).await;
+    assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("admin")));
+    w.demo.clear_events().await; // the seeding's creates
+
+    let started = Instant::now();
+    let (s, v) = w
+        .call(
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "replace", "path": "displayName", "value": "App Users"}]))),
+        )
+        .await;
+    let answered = started.elapsed();
+    assert_eq!(s, 204, "{v}");
+    println!("rename of a {n}-member role group answered in {} ms", answered.as_millis());
+    if cut_rename {
+        cut_off_first_page(&w, Duration::from_millis(700)).await;
+        resume(&w).await;
+    }
+    let took = drain(&w).await;
+    println!("{n} members re-planned and applied in {} ms", took.as_millis());
+    let users = w.demo.users().await;
+    assert_eq!(users.len(), n);
+    assert!(users.iter().all(|u| u.role.as_deref() == Some("user")), "every member became a user");
+
+    let (s, v) = w.call("DELETE", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(s, 204, "{v}");
+    if cut_delete {
+        cut_off_first_page(&w, Duration::from_millis(700)).await;
+        resume(&w).await;
+    }
+    drain(&w).await;
+    let users = w.demo.users().await;
+    assert!(users.iter().all(|u| u.role.is_none() && u.active), "every member ends without the role");
+
+    // Each job applied exactly once: two requests with one succeeded job per member each, and
+    // two updates per account in the app.
+    let requests = w.requests().await;
+    assert_eq!(requests.len(), 2, "one Activity request per SCIM change");
+    for r in &requests {
+        assert_eq!((r.status.as_str(), r.total, r.succeeded), ("succeeded", n as u64, n as u64), "{r:?}");
+    }
+    let jobs = w.jobs().await;
+    let mut per_user: HashMap<&str, usize> = HashMap::new();
+    for j in &jobs {
+        assert_eq!((j.status.as_str(), j.applied_action.as_deref()), ("succeeded", Some("update")), "{j:?}");
+        *per_user.entry(j.user_id.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_user.len(), n);
+    assert!(uids.iter().all(|u| per_user.get(u.as_str()) == Some(&2)), "two jobs per member");
+    let mut writes: HashMap<String, usize> = HashMap::new();
+    for e in w.demo.events().await.iter().filter(|e| e.method != "GET") {
+        *writes.entry(e.user_id.clone().unwrap_or_default()).or_default() += 1;
+    }
+    assert!(users.iter().all(|u| writes.get(&u.id) == Some(&2)), "each account updated exactly twice");
+    // Nothing of the group is left: no membership rows, no task.
+    let pk = keys::integration_pk(&w.scim.id);
+    assert!(w.stack.store().query_all(pk.clone(), keys::member_prefix(&gid)).await.unwrap().is_empty());
+    assert!(w.stack.store().query_all(pk, "FANOUT#".into()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_thousand_member_role_group_renamed_then_deleted_with_the_rename_cut_off_halfway() {
+    rename_then_delete(1000, true, false).await;
+}
+
+#[tokio::test]
+async fn a_role_group_renamed_then_deleted_with_the_delete_cut_off_halfway() {
+    rename_then_delete(200, false, true).await;
+}
+
+/// `make bench`: the rename's answer time at 10, 1,000 and 10,000 members (it must not grow
+/// with the group) and the time until every member is applied.
+#[tokio::test]
+#[ignore = "minutes long: run by make bench"]
+async fn bench_role_group_rename_answer_time_by_size() {
+    for n in [10, 1000, 10_000] {
+        let w = World::new().await;
+        let gid = w.create_group("App Admins").await;
+        seed_members(&w, &gid, "App Admins", n).await;
+        let started = Instant::now();
+        let (s, _) = w
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}"),
+                Some(patch(json!([{"op": "replace", "path": "displayName", "value": "App Users"}]))),
+            )
+            .await;
+        let answered = started.elapsed();
+        assert_eq!(s, 204);
+        let applied = drain(&w).await;
+        assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("user")));
+        println!(
+            "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms; every member applied after {:>7} ms",
+            answered.as_millis(),
+            (answered + applied).as_millis()
+        );
+    }
+}
