@@ -165,3 +165,28 @@ impl Queue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deduplication_ids_differ_for_retries_and_wake_ups() {
+        let m = JobMessage::new("i", "j", "u");
+        assert_eq!(m.dedup_id(), "j");
+        assert_eq!(JobMessage { retry: 2, ..m.clone() }.dedup_id(), "j.retry2");
+        assert_eq!(JobMessage { wake: 3, ..m.clone() }.dedup_id(), "j.w3");
+        assert_eq!(JobMessage { retry: 1, wake: 4, ..m }.dedup_id(), "j.retry1.w4");
+    }
+
+    #[test]
+    fn the_queue_carries_job_and_fanout_messages() {
+        let job = serde_json::to_string(&JobMessage::new("i", "j", "u")).unwrap();
+        assert_eq!(serde_json::from_str::<Message>(&job).unwrap(), Message::Job(JobMessage::new("i", "j", "u")));
+        let page = FanoutMessage { integration_id: "i".into(), fanout: "f".into(), page: 3, resend: None };
+        let text = serde_json::to_string(&page).unwrap();
+        assert_eq!(text, r#"{"integration_id":"i","fanout":"f","page":3}"#);
+        assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), Message::Fanout(page));
+        assert!(serde_json::from_str::<Message>(r#"{"integration_id":"i"}"#).is_err());
+    }
+}

@@ -803,6 +803,39 @@ impl Store {
 mod row_tests {
     use super::*;
 
+    #[test]
+    fn a_request_is_final_once_every_job_is_counted_and_no_fanout_is_pending() {
+        let row = |total, succeeded, failed, superseded, fanout_pending| RequestRow {
+            pk: "p".into(),
+            sk: "s".into(),
+            id: "r".into(),
+            integration_id: "i".into(),
+            created_at: "t".into(),
+            method: "PATCH".into(),
+            path: "/Groups/g".into(),
+            resource_type: "Group".into(),
+            resource_id: None,
+            total,
+            succeeded,
+            failed,
+            superseded,
+            status: status::IN_PROGRESS.into(),
+            finished_at: None,
+            fanout_pending,
+            next_job: None,
+            gsi1pk: "g".into(),
+            gsi1sk: "r".into(),
+            expires_at: None,
+        };
+        assert_eq!(final_status(&row(3, 2, 0, 0, false)), None, "a job still runs");
+        assert_eq!(final_status(&row(3, 2, 0, 1, false)), Some(status::SUCCEEDED));
+        assert_eq!(final_status(&row(3, 2, 0, 1, true)), None, "the fan-out may add jobs");
+        assert_eq!(final_status(&row(0, 0, 0, 0, true)), None);
+        assert_eq!(final_status(&row(0, 0, 0, 0, false)), Some(status::SUCCEEDED), "a fan-out that moved nobody");
+        assert_eq!(final_status(&row(2, 1, 1, 0, false)), Some(status::PARTIALLY_FAILED));
+        assert_eq!(final_status(&row(2, 0, 2, 0, false)), Some(status::FAILED));
+    }
+
     /// The attribute names the rows are stored under are the ones `store::keys` names (and
     /// `tests/template.rs` compares with the table's indexes and TTL in template.yaml).
     #[test]
