@@ -289,3 +289,38 @@ async fn a_job_lost_mid_run_and_a_dead_lettered_job_end_failed_and_retry_deliver
         s.robot.received().iter().map(|r| r.json()["user"]["userName"].as_str().unwrap().to_string()).collect();
     assert!(delivered.contains(&"dead@example.com".to_string()) && delivered.contains(&"lost@example.com".to_string()));
 }
+
+/// The robot calls back `succeeded` while its own answer to the delivery is still on the way
+/// (and is then a 503): the callback finishes the job, and the worker, seeing it finished,
+/// neither retries it nor counts it again.
+#[tokio::test]
+async fn a_callback_that_beats_the_robots_answer_is_counted_once() {
+    let s = setup(3600).await;
+    s.robot.answer(503);
+    s.robot.delay(1500);
+    let (st, _) = s.scim("POST", "/Users", Some(user_body("quick@example.com"))).await;
+    assert_eq!(st, 201);
+    let out = s.stack.sqs().receive_message().queue_url(&s.stack.queue_url).wait_time_seconds(2).send().await.unwrap();
+    let m = out.messages.unwrap_or_default().pop().expect("the job's message");
+    let d = idlcm::worker::Delivery {
+        message_id: m.message_id.unwrap(),
+        receipt_handle: m.receipt_handle,
+        body: m.body.unwrap(),
+        receive_count: 1,
+    };
+    let worker = s.worker.clone();
+    let running = tokio::spawn(async move { worker.handle(&d).await });
+    for _ in 0..100 {
+        if !s.robot.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let job_id = s.robot.received()[0].json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(s.callback(&job_id, "succeeded").await, 200, "the delivery is pending: the callback counts");
+    assert_eq!(running.await.unwrap(), idlcm::worker::Disposition::Ack, "no retry of a finished job");
+    let job = s.job(&job_id).await;
+    assert_eq!(job.status, "succeeded");
+    let request = s.request_of(&job).await;
+    assert_eq!((request.status.as_str(), request.total, request.succeeded, request.failed), ("succeeded", 1, 1, 0));
+}

@@ -54,7 +54,7 @@ pub async fn end(
             if let Some(seq) = seq {
                 let app_id = applied.as_ref().and_then(|a| a.app_id.clone());
                 let app_id = if sent.is_none() { None } else { app_id };
-                store.record_applied(iid, &job.user_id, sent.as_ref(), seq, app_id).await?;
+                store.settle_applied(iid, &job.user_id, &job.id, sent.as_ref(), seq, app_id).await?;
             }
             metrics::job_applied(action, job);
         }

@@ -29,14 +29,27 @@ pub struct Swept {
 
 /// Everything a run does (the Lambda's handler).
 pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Duration) -> Result<Swept, StoreError> {
-    let resent = sweep(store, queue, grace).await?;
-    let fanouts_resumed = resume_fanouts(store, queue, grace).await?;
-    let overdue_failed = fail_overdue(store, queue).await?;
+    // Each part runs whatever the others did: one failing (say, throttled) starves none.
+    let mut first_error = None;
+    let mut part = |name: &str, r: Result<usize, StoreError>| match r {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(part = name, error = %e, "sweeper part failed; the next run tries again");
+            first_error.get_or_insert(e);
+            0
+        }
+    };
+    let resent = part("resend", sweep(store, queue, grace).await);
+    let fanouts_resumed = part("fanouts", resume_fanouts(store, queue, grace).await);
+    let overdue_failed = part("overdue", fail_overdue(store, queue).await);
     let dead_lettered = match dlq {
-        Some(dlq) => record_dead_letters(store, queue, dlq).await?,
+        Some(dlq) => part("dead-letters", record_dead_letters(store, queue, dlq).await),
         None => 0,
     };
-    Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered })
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered }),
+    }
 }
 
 /// Re-sends the message of each fan-out that has not moved for a grace period (its page was
@@ -155,6 +168,10 @@ pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> R
             break;
         }
         for m in &messages {
+            if m.body().is_some_and(|b| b.contains("\"fanout\"")) {
+                // A fan-out page that kept failing: its task row stays, the next runs resume it.
+                tracing::error!("a fan-out page was dead-lettered; the sweeper resumes its task");
+            }
             let parsed = m.body().and_then(|b| serde_json::from_str::<JobMessage>(b).ok());
             if let Some(msg) = parsed
                 && let Some(job) = store.get_job(&msg.integration_id, &msg.job_id).await?

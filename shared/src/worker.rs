@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
 use crate::secrets::Secrets;
 use crate::service::{now, render};
-use crate::store::provisioning::{AppliedRow, JobOutcome, JobRow, status};
+use crate::store::provisioning::{AppliedRow, JobGuard, JobOutcome, JobRow, status};
 use crate::store::resources::Kind;
 use crate::store::{Store, StoreError};
 use crate::time::later;
@@ -175,10 +175,31 @@ impl Worker {
         self.apply(iid, job, receive_count).instrument(span).await
     }
 
+    /// Finishes a running job, unless something else (a webhook callback, the sweeper) finished
+    /// it first: then `false`, and nothing is written or counted twice.
+    async fn finish(
+        &self,
+        job: &JobRow,
+        status_: &str,
+        error: Option<&str>,
+        detail: Option<&str>,
+        applied_action: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let outcome = JobOutcome { status: status_, error, detail, applied_action };
+        let finished = self.store.finish_job_if(job, &outcome, JobGuard::Running).await?;
+        if !finished {
+            tracing::info!(
+                status = status_,
+                "job already finished elsewhere (a callback or the sweeper); left as it is"
+            );
+        }
+        Ok(finished)
+    }
+
     /// Runs one started job to an outcome and records it.
     async fn apply(&self, iid: &str, job: JobRow, receive_count: u32) -> Result<Disposition, StoreError> {
         let Some(record) = self.store.get_integration(iid).await? else {
-            self.store.finish_job(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
+            self.finish(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
             metrics::job(&job.action, status::FAILED);
             return Ok(Disposition::Ack);
         };
@@ -186,7 +207,7 @@ impl Worker {
             Ok(config) => config,
             Err(e) => {
                 let error = format!("connector configuration: {}", e.detail);
-                self.store.finish_job(&job, status::FAILED, Some(&error), None, None).await?;
+                self.finish(&job, status::FAILED, Some(&error), None, None).await?;
                 metrics::job(&job.action, status::FAILED);
                 return Ok(Disposition::Ack);
             }
@@ -205,6 +226,15 @@ impl Worker {
                 self.store.job_wait(&job, &pending, &now()).await?;
                 tracing::info!(waiting_for = %pending, "an earlier delivery awaits the app's confirmation; job waits");
                 metrics::job(&job.action, "waiting");
+                // Its wake-up may have come and gone between the check and the wait: look again.
+                if self.store.get_job(iid, &pending).await?.is_none_or(|p| p.status != status::RUNNING) {
+                    let me = JobMessage {
+                        retry: job.retries,
+                        wake: job.attempts + 1,
+                        ..JobMessage::new(iid, &job.id, &job.user_id)
+                    };
+                    Queue::new(self.sqs.clone(), self.queue_url.clone()).send(&[me]).await;
+                }
                 return Ok(Disposition::Ack);
             }
             // Its job ended but the marker stayed (a crash between the two writes): stale.
@@ -220,8 +250,7 @@ impl Worker {
             if !already {
                 self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, app_id.clone()).await?;
             }
-            self.store
-                .finish_job(&job, status::SUPERSEDED, None, Some("the app already matches the desired state"), None)
+            self.finish(&job, status::SUPERSEDED, None, Some("the app already matches the desired state"), None)
                 .await?;
             metrics::job(&job.action, status::SUPERSEDED);
             return Ok(Disposition::Ack);
@@ -252,8 +281,12 @@ impl Worker {
         match outcome {
             Ok(Outcome::Done { app_id: new_id, detail }) => {
                 let id = if desired.is_none() { None } else { new_id.or(app_id) };
-                self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, id).await?;
-                self.store.finish_job(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await?;
+                // The job first: a robot's callback may have finished it (and recorded the state)
+                // while its answer was on the way.
+                if !self.finish(&job, status::SUCCEEDED, None, detail.as_deref(), Some(action.as_str())).await? {
+                    return Ok(Disposition::Ack);
+                }
+                self.store.settle_applied(iid, &job.user_id, &job.id, desired.as_ref(), desired_seq, id).await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
                 metrics::job_applied(action.as_str(), &job);
                 Ok(Disposition::Ack)
@@ -277,10 +310,12 @@ impl Worker {
             }
             Err(ConnectorError::Permanent { message, .. }) => {
                 let message = short(&message);
+                if !self.finish(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await? {
+                    return Ok(Disposition::Ack);
+                }
                 if confirms_later {
                     self.store.clear_pending(iid, &job.user_id, &job.id).await?;
                 }
-                self.store.finish_job(&job, status::FAILED, Some(&message), None, Some(action.as_str())).await?;
                 tracing::warn!(action = action.as_str(), latency_ms = ms, "job failed permanently");
                 metrics::job(action.as_str(), status::FAILED);
                 Ok(Disposition::Ack)
@@ -289,10 +324,12 @@ impl Worker {
                 let message = short(&message);
                 if receive_count >= self.max_receives {
                     let error = format!("gave up after {receive_count} attempts: {message}");
+                    if !self.finish(&job, status::FAILED, Some(&error), None, Some(action.as_str())).await? {
+                        return Ok(Disposition::Ack);
+                    }
                     if confirms_later {
                         self.store.clear_pending(iid, &job.user_id, &job.id).await?;
                     }
-                    self.store.finish_job(&job, status::FAILED, Some(&error), None, Some(action.as_str())).await?;
                     tracing::warn!(
                         action = action.as_str(),
                         "job failed after the last attempt; the message goes to the DLQ"
@@ -307,8 +344,14 @@ impl Worker {
                     detail: None,
                     applied_action: Some(action.as_str()),
                 };
-                self.store.job_record(&job, &outcome, &now()).await?;
-                let delay = retry_after.unwrap_or_else(|| backoff(receive_count));
+                if !self.store.job_record_if(&job, &outcome, &now(), Some(JobGuard::Running)).await? {
+                    return Ok(Disposition::Ack); // finished meanwhile (a callback)
+                }
+                // The job's deadline was set when it started: a retry must come before it, or
+                // the sweeper would take the job for lost. A longer Retry-After is shortened;
+                // the app may ask again.
+                let longest = self.job_deadline.saturating_sub(Duration::from_secs(60)).max(Duration::from_secs(1));
+                let delay = retry_after.unwrap_or_else(|| backoff(receive_count)).min(longest);
                 tracing::info!(
                     action = action.as_str(),
                     latency_ms = ms,

@@ -315,6 +315,11 @@ impl HttpConnector {
         {
             return Err(permanent("'lookup' operation needs a capture_id: where the found account's id is"));
         }
+        if lookup.is_some() && operations[action_index(Action::Update)].is_none() {
+            return Err(permanent(
+                "'lookup' needs an 'update' operation: an adopted account is brought to the desired state with it",
+            ));
+        }
         Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, secret, http })
     }
 
@@ -384,11 +389,8 @@ impl HttpConnector {
         {
             tracing::info!(job_id = job.job_id, "http connector: existing account adopted");
             let adopt = Job { action: Action::Update, app_id: Some(&found), ..job.clone() };
-            let detail = match self.operation(Action::Update) {
-                Ok(update) => match self.run_op(update, &adopt).await? {
-                    Outcome::Done { detail, .. } | Outcome::Accepted { detail } => detail,
-                },
-                Err(_) => None,
+            let detail = match self.run_op(self.operation(Action::Update)?, &adopt).await? {
+                Outcome::Done { detail, .. } | Outcome::Accepted { detail } => detail,
             };
             let detail = format!(
                 "adopted the app's existing account {found}{}",

@@ -86,7 +86,7 @@ pub fn verify_at(secret: &[u8], body: &[u8], header: &str, now: i64) -> Result<(
     if sigs.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).abs() > TOLERANCE_SECONDS {
+    if now.abs_diff(t) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = mac(secret, t, body);

@@ -30,7 +30,14 @@ pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResul
     if task.page != msg.page {
         return Ok(());
     }
-    let Some(record) = store.get_integration(iid).await? else { return Ok(()) };
+    let Some(record) = store.get_integration(iid).await? else {
+        // The integration is gone: nothing to plan for; the task and its request end.
+        if let Some(request_id) = &task.request_id {
+            store.request_fanout_done(iid, request_id, &crate::time::now()).await?;
+        }
+        store.fanout_finish(&task).await?;
+        return Ok(());
+    };
     let config = IntegrationConfig::from_json(record.config_json())?;
     let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
     let after = match task.mode {
@@ -64,7 +71,7 @@ pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResul
         tracing::info!(integration_id = %iid, fanout = %task.id, page = task.page, members = members.len(), "fan-out page done");
     } else {
         // The request first: if this stops in between, the sweeper re-sends the task, whose
-        // empty last page comes back here.
+        // last page runs again (idempotent) and comes back here.
         if let Some(request_id) = &task.request_id {
             store.request_fanout_done(iid, request_id, &now).await?;
         }

@@ -293,7 +293,7 @@ where
             provision.committed(b.assignment.and_then(|a| a.message));
         }
     }
-    if sent_jobs != planned && planned > 0 {
+    if sent_jobs != planned && (planned > 0 || with_request) {
         ctx.store
             .request_adjust_total(ctx.integration_id, &provision.request_id, sent_jobs as i64 - planned as i64)
             .await?;

@@ -94,6 +94,9 @@ impl UserPlan {
     }
 }
 
+/// The first job number of a request's fan-out pages (six digits: they sort after inline jobs).
+pub const FANOUT_FIRST_JOB: u64 = 100_000;
+
 /// One user's actions and, if it makes a job, the message to send after the commit.
 pub struct UserActions {
     pub actions: Vec<TransactWriteItem>,
@@ -214,8 +217,9 @@ impl<'a> Provision<'a> {
             status: status::REQUESTED.to_string(),
             finished_at: None,
             fanout_pending: fanout,
-            // Inline jobs are numbered from 1; fan-out pages reserve numbers after them.
-            next_job: Some(total as u64 + 1),
+            // Inline jobs are numbered from 1 (re-plans of a chunked commit may add some);
+            // fan-out pages reserve theirs from FANOUT_FIRST_JOB on, so they never collide.
+            next_job: Some(FANOUT_FIRST_JOB),
             gsi1pk: keys::activity_gsi_pk(ctx.integration_id),
             gsi1sk: self.request_id.clone(),
             expires_at: Some(ctx.store.expires_at()),

@@ -51,6 +51,50 @@ impl Store {
         Ok(())
     }
 
+    /// Records what the app now holds after `job_id`'s delivery and clears its pending marker,
+    /// unless a newer delivery is pending (its marker, and the state it will record, win) or a
+    /// newer state was recorded already.
+    pub async fn settle_applied(
+        &self,
+        iid: &str,
+        user_id: &str,
+        job_id: &str,
+        state: Option<&Assignment>,
+        seq: u64,
+        app_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::applied_sk(user_id))))
+            .condition_expression(
+                "(attribute_not_exists(pending_job) OR pending_job = :job) AND (attribute_not_exists(seq) OR seq <= :seq)",
+            )
+            .expression_attribute_values(":job", s(job_id))
+            .expression_attribute_values(":seq", n(seq))
+            .expression_attribute_values(":user", s(user_id))
+            .expression_attribute_values(":now", s(crate::time::now()));
+        let mut set = vec!["seq = :seq", "user_id = :user", "updated_at = :now"];
+        let mut remove = vec!["pending_job", "pending_sent", "pending_seq"];
+        match assignment_json(state) {
+            Some(json) => {
+                set.push("applied = :applied");
+                up = up.expression_attribute_values(":applied", s(json));
+            }
+            None => remove.push("applied"),
+        }
+        match app_id {
+            Some(id) => {
+                set.push("app_id = :app");
+                up = up.expression_attribute_values(":app", s(id));
+            }
+            None => remove.push("app_id"),
+        }
+        let result = up.update_expression(format!("SET {} REMOVE {}", set.join(", "), remove.join(", "))).send().await;
+        StoreError::conditional("UpdateItem", result).map(|_| ())
+    }
+
     /// Clears the pending delivery of `job_id` (a newer one, or none, is left alone).
     pub async fn clear_pending(&self, iid: &str, user_id: &str, job_id: &str) -> Result<(), StoreError> {
         let result = self

@@ -441,7 +441,7 @@ impl Store {
                         "retries = :g_retries"
                     };
                     up.condition_expression(format!(
-                        "(#status = :g_running OR #status = :g_queued) AND attribute_not_exists(awaiting_until) AND {tries}"
+                        "(#status = :g_running OR #status = :g_queued) AND attribute_not_exists(awaiting_until) AND attribute_not_exists(waiting_for) AND {tries}"
                     ))
                     .expression_attribute_values(":g_queued", s(status::QUEUED))
                     .expression_attribute_values(":g_retries", n(u64::from(retries)))
