@@ -163,7 +163,7 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("admin")));
     w.demo.clear_events().await; // the seeding's creates
 
-    let started = Instant::now();
+    let (calls_before, started) = (w.stack.api_calls.get(), Instant::now());
     let (s, v) = w
         .call(
             "PATCH",
@@ -173,7 +173,9 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
         .await;
     let answered = started.elapsed();
     assert_eq!(s, 204, "{v}");
-    println!("rename of a {n}-member role group answered in {} ms", answered.as_millis());
+    let calls = w.stack.api_calls.get() - calls_before;
+    println!("rename of a {n}-member role group answered in {} ms with {calls} AWS calls", answered.as_millis());
+    assert!(calls <= 12, "the rename's request path does not grow with the group: {calls} AWS calls");
     if cut_rename {
         cut_off_first_page(&w, Duration::from_millis(700)).await;
         resume(&w).await;
@@ -239,7 +241,7 @@ async fn bench_role_group_rename_answer_time_by_size() {
         let w = World::new().await;
         let gid = w.create_group("App Admins").await;
         seed_members(&w, &gid, "App Admins", n).await;
-        let started = Instant::now();
+        let (calls_before, started) = (w.stack.api_calls.get(), Instant::now());
         let (s, _) = w
             .call(
                 "PATCH",
@@ -249,10 +251,11 @@ async fn bench_role_group_rename_answer_time_by_size() {
             .await;
         let answered = started.elapsed();
         assert_eq!(s, 204);
+        let calls = w.stack.api_calls.get() - calls_before;
         let applied = drain(&w).await;
         assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("user")));
         println!(
-            "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms; every member applied after {:>7} ms",
+            "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms with {calls} AWS calls; every member applied after {:>7} ms",
             answered.as_millis(),
             (answered + applied).as_millis()
         );
