@@ -82,6 +82,10 @@ async fn seed_members(w: &World, gid: &str, group: &str, n: usize) -> Vec<String
 /// Runs the queue with 4 pollers (as Lambda scales out over FIFO groups) until every job and
 /// fan-out of the integration is finished.
 async fn drain(w: &World) -> Duration {
+    drain_within(w, Duration::from_secs(600)).await
+}
+
+async fn drain_within(w: &World, timeout: Duration) -> Duration {
     let started = Instant::now();
     let pollers: Vec<_> = (0..4)
         .map(|_| {
@@ -96,7 +100,7 @@ async fn drain(w: &World) -> Duration {
                             && idlcm_tests::world::all_jobs_done(&store, &iid).await
                     }
                 };
-                source.run_until(handler(worker), done, Duration::from_secs(600)).await
+                source.run_until(handler(worker), done, timeout).await
             })
         })
         .collect();
@@ -252,11 +256,16 @@ async fn bench_role_group_rename_answer_time_by_size() {
         let answered = started.elapsed();
         assert_eq!(s, 204);
         let calls = w.stack.api_calls.get() - calls_before;
-        let applied = drain(&w).await;
+        println!(
+            "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms with {calls} AWS calls",
+            answered.as_millis()
+        );
+        // The emulator walks the whole table on each Query and copies it on each transaction:
+        // at 10,000 members (70,000 items) draining takes far longer than on DynamoDB.
+        let applied = drain_within(&w, Duration::from_secs(3 * 3600)).await;
         assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("user")));
         println!(
-            "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms with {calls} AWS calls; every member applied after {:>7} ms",
-            answered.as_millis(),
+            "BENCH role-group rename: {n:>6} members: every member applied after {:>7} ms",
             (answered + applied).as_millis()
         );
     }
