@@ -144,20 +144,6 @@ impl Store {
     /// Jobs whose deadline is before `now` (running too long, or awaiting a callback too
     /// long), oldest first.
     pub async fn overdue_jobs(&self, now: &str, limit: i32) -> Result<Vec<JobRow>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#gpk = :d AND #gsk < :now")
-            .expression_attribute_names("#gpk", keys::GSI1_PK)
-            .expression_attribute_names("#gsk", keys::GSI1_SK)
-            .expression_attribute_values(":d", s(keys::DEADLINE_GSI_PK))
-            .expression_attribute_values(":now", s(now))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        out.items.unwrap_or_default().into_iter().map(super::provisioning::from_item).collect()
+        self.gsi1_before(keys::DEADLINE_GSI_PK, now, limit).await
     }
 }

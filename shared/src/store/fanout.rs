@@ -117,21 +117,7 @@ impl Store {
 
     /// Tasks that have not moved since `cutoff` (the sweeper's work), oldest first.
     pub async fn stalled_fanouts(&self, cutoff: &str, limit: i32) -> Result<Vec<FanoutRow>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#gpk = :f AND #gsk < :cutoff")
-            .expression_attribute_names("#gpk", keys::GSI1_PK)
-            .expression_attribute_names("#gsk", keys::GSI1_SK)
-            .expression_attribute_values(":f", s(keys::FANOUT_GSI_PK))
-            .expression_attribute_values(":cutoff", s(cutoff))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+        self.gsi1_before(keys::FANOUT_GSI_PK, cutoff, limit).await
     }
 
     /// After a re-send: the task waits another grace period before the next one.

@@ -608,15 +608,26 @@ impl Store {
 
     /// Jobs still `queued` that were committed before `cutoff` (the sweeper's work), oldest first.
     pub async fn queued_jobs_before(&self, cutoff: &str, limit: i32) -> Result<Vec<JobRow>, StoreError> {
+        self.gsi1_before(keys::QUEUED_GSI_PK, cutoff, limit).await
+    }
+
+    /// Rows of one sparse `gsi1` partition whose sort key (a time first) is before `cutoff`,
+    /// oldest first: the sweeper's queued, overdue and stalled work.
+    pub(crate) async fn gsi1_before<T: DeserializeOwned>(
+        &self,
+        partition: &str,
+        cutoff: &str,
+        limit: i32,
+    ) -> Result<Vec<T>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
-            .key_condition_expression("#gpk = :q AND #gsk < :cutoff")
+            .key_condition_expression("#gpk = :p AND #gsk < :cutoff")
             .expression_attribute_names("#gpk", keys::GSI1_PK)
             .expression_attribute_names("#gsk", keys::GSI1_SK)
-            .expression_attribute_values(":q", s(keys::QUEUED_GSI_PK))
+            .expression_attribute_values(":p", s(partition))
             .expression_attribute_values(":cutoff", s(cutoff))
             .limit(limit)
             .send()
