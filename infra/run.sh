@@ -162,6 +162,8 @@ boto3.client("ssm").put_parameter(Name=sys.argv[1], Value=sys.stdin.read().strip
 export IDLCM_ADMIN_TOKEN_SHA256_REF="ssm:$admin_hash_parameter"
 unset IDLCM_ADMIN_TOKEN_SHA256
 export IDLCM_PUBLIC_URL="$api_url"
+# The demo app listens on 127.0.0.1: connectors may call loopback here (never in template.yaml).
+export IDLCM_ALLOW_LOOPBACK_CONNECTORS=true
 export RUST_LOG="${RUST_LOG:-info}"
 
 bins=(--bin scim-api --bin worker --bin sweeper --bin demo_app --bin local_event_source)

@@ -49,6 +49,19 @@ pub struct Config {
     pub jobs_queue_url: String,
     /// How long job history is kept (DynamoDB TTL on request and job rows).
     pub history_days: u32,
+    /// See [`allow_loopback_connectors`].
+    pub allow_loopback_connectors: bool,
+}
+
+/// `IDLCM_ALLOW_LOOPBACK_CONNECTORS=true`: connectors may call loopback hosts named literally
+/// (`http://127.0.0.1:8090`), for local stacks and tests. Never set in the deployed template:
+/// in Lambda, 127.0.0.1 is the runtime API (docs/contract.md "Outbound calls").
+pub fn allow_loopback_connectors() -> Result<bool, ConfigError> {
+    match var("IDLCM_ALLOW_LOOPBACK_CONNECTORS").as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid("IDLCM_ALLOW_LOOPBACK_CONNECTORS", "expected true or false")),
+    }
 }
 
 /// Every environment variable the functions read, for the template consistency test.
@@ -60,8 +73,10 @@ pub const SCIM_API_ENV: &[&str] = &[
     "IDLCM_PUBLIC_URL",
     "IDLCM_HISTORY_DAYS",
     "IDLCM_METRICS_NAMESPACE",
+    "IDLCM_ALLOW_LOOPBACK_CONNECTORS",
 ];
 pub const WORKER_ENV: &[&str] = &[
+    "IDLCM_ALLOW_LOOPBACK_CONNECTORS",
     "IDLCM_TABLE",
     "IDLCM_JOBS_QUEUE_URL",
     "IDLCM_MAX_RECEIVES",
@@ -120,6 +135,7 @@ impl Config {
             public_url: var("IDLCM_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
             jobs_queue_url: required("IDLCM_JOBS_QUEUE_URL")?,
             history_days,
+            allow_loopback_connectors: allow_loopback_connectors()?,
         })
     }
 }
@@ -142,6 +158,8 @@ pub struct WorkerConfig {
     pub public_url: Option<String>,
     /// See [`DEFAULT_JOB_DEADLINE_SECONDS`].
     pub job_deadline: std::time::Duration,
+    /// See [`allow_loopback_connectors`].
+    pub allow_loopback_connectors: bool,
 }
 
 impl WorkerConfig {
@@ -163,6 +181,7 @@ impl WorkerConfig {
                     v.parse().map_err(|_| ConfigError::Invalid("IDLCM_JOB_DEADLINE_SECONDS", "expected seconds"))?
                 }
             }),
+            allow_loopback_connectors: allow_loopback_connectors()?,
         })
     }
 }

@@ -19,6 +19,11 @@ pub struct IntegrationConfig {
     /// (docs/contract.md "Webhook delivery and callbacks"; default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_timeout_seconds: Option<u64>,
+    /// Lets the connector reach private address ranges (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7): an app inside the operator's network (docs/contract.md
+    /// "Outbound calls"). Link-local and metadata addresses stay refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_network: bool,
 }
 
 /// Default of `callback_timeout_seconds`.
@@ -84,7 +89,8 @@ impl AttributeMapping {
 impl RolesConfig {
     /// The role a group grants, by its displayName.
     pub fn group_role(&self, display_name: &str) -> Option<&GroupRole> {
-        self.groups.iter().find(|g| g.group.eq_ignore_ascii_case(display_name))
+        let name = crate::scim::text::fold(display_name, false);
+        self.groups.iter().find(|g| crate::scim::text::fold(&g.group, false) == name)
     }
 
     pub fn is_role_group(&self, display_name: &str) -> bool {

@@ -43,7 +43,8 @@ pub struct Worker {
     pub store: Store,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
-    pub http: reqwest::Client,
+    /// Outbound clients of the connectors, with the egress rule (docs/contract.md "Outbound calls").
+    pub http: connector::OutboundClients,
     /// Resolves connectors' `ssm:`/`secretsmanager:` secret references (cached).
     pub secrets: Secrets,
     /// The queue's `maxReceiveCount`: on that delivery a retryable failure fails the job.
@@ -273,7 +274,7 @@ impl Worker {
             self.store.set_pending(iid, &job.user_id, &job.id, desired.as_ref(), desired_seq, &now()).await?;
         }
         let started = std::time::Instant::now();
-        let outcome = match self.connector(&config.connector).await {
+        let outcome = match self.connector(&config).await {
             Ok(connector) => connector.apply(&call).await,
             Err(e) => Err(e),
         };
@@ -366,9 +367,10 @@ impl Worker {
 
     /// The connector for a configuration, its secret reference resolved first. A secret that
     /// cannot be read now is retried like an app that is down.
-    async fn connector(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
-        let config = connector::resolve_secret_ref(config, &self.secrets).await?;
-        connector::build(&config, self.http.clone()).map_err(|e| match e {
+    async fn connector(&self, config: &IntegrationConfig) -> Result<Box<dyn Connector>, ConnectorError> {
+        let outbound = self.http.for_integration(config.allow_private_network);
+        let config = connector::resolve_secret_ref(&config.connector, &self.secrets).await?;
+        connector::build(&config, outbound).map_err(|e| match e {
             ConnectorError::Permanent { message, status } => {
                 ConnectorError::Permanent { message: format!("connector configuration: {message}"), status }
             }

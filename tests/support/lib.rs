@@ -200,6 +200,8 @@ impl Stack {
             public_url: Some(api_url.clone()),
             jobs_queue_url: options.api_queue_url.unwrap_or_else(|| queue_url.clone()),
             history_days: idlcm::config::DEFAULT_HISTORY_DAYS,
+            // Demo apps and robots listen on 127.0.0.1.
+            allow_loopback_connectors: true,
         };
         let api_calls = aws_calls::Counter::default();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -230,7 +232,7 @@ impl Stack {
             store: self.store(),
             sqs: self.sqs(),
             queue_url: self.queue_url.clone(),
-            http: idlcm::connector::http_client(),
+            http: idlcm::connector::OutboundClients::new(true),
             secrets: idlcm::secrets::Secrets::new(&self.aws),
             max_receives: 5,
             public_url: Some(self.api_url.clone()),

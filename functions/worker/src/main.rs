@@ -57,7 +57,7 @@ async fn main() -> Result<(), Error> {
         store: Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone()),
         sqs: aws_sdk_sqs::Client::new(&aws),
         queue_url: config.jobs_queue_url.clone(),
-        http: idlcm::connector::http_client(),
+        http: idlcm::connector::OutboundClients::new(config.allow_loopback_connectors),
         secrets: idlcm::secrets::Secrets::new(&aws),
         max_receives: config.max_receives,
         public_url: config.public_url.clone(),

@@ -20,6 +20,37 @@ pub struct Assignment {
     pub attributes: BTreeMap<String, Value>,
 }
 
+/// Longest attribute value, in characters of its JSON, that a job row keeps for Activity.
+pub const SHOWN_VALUE_CHARS: usize = 256;
+
+impl Assignment {
+    /// The assignment as a job row keeps it for Activity: a value longer than
+    /// [`SHOWN_VALUE_CHARS`] becomes its first characters and its length, so a job row stays
+    /// small whatever the user carries (the worker reads the full state from the assignment
+    /// rows, never from here).
+    pub fn shown(&self) -> Assignment {
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                    other => std::borrow::Cow::Owned(other.to_string()),
+                };
+                let chars = text.chars().count();
+                let shown = if chars > SHOWN_VALUE_CHARS {
+                    let head: String = text.chars().take(64).collect();
+                    Value::String(format!("{head}… ({chars} characters)"))
+                } else {
+                    value.clone()
+                };
+                (name.clone(), shown)
+            })
+            .collect();
+        Assignment { active: self.active, role: self.role.clone(), attributes }
+    }
+}
+
 /// What a connector does to take the app from one assignment to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,5 +76,24 @@ impl Action {
             Action::Reactivate => "reactivate",
             Action::Deprovision => "deprovision",
         }
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_for_activity_and_short_ones_kept() {
+        let mut a = Assignment { active: true, role: Some("admin".into()), attributes: BTreeMap::new() };
+        a.attributes.insert("title".into(), Value::String("é".repeat(200_000)));
+        a.attributes.insert("email".into(), Value::String("ada@example.com".into()));
+        a.attributes.insert("tags".into(), Value::Array(vec![Value::String("x".repeat(300))]));
+        let shown = a.shown();
+        assert_eq!(shown.attributes["email"], "ada@example.com");
+        assert_eq!(shown.attributes["title"], format!("{}… (200000 characters)", "é".repeat(64)));
+        assert!(shown.attributes["tags"].as_str().unwrap().ends_with("(304 characters)"));
+        assert_eq!((shown.active, shown.role.as_deref()), (true, Some("admin")));
+        assert!(serde_json::to_string(&shown).unwrap().len() < 1024);
     }
 }

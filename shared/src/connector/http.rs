@@ -24,7 +24,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, request, resolve_secret, send};
+use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, resolve_secret, send};
 use crate::assignment::Action;
 
 /// `{ "type": "http", "base_url", "headers", "secret" | "secret_ref", "operations" }`.
@@ -52,6 +52,34 @@ impl fmt::Debug for HttpConfig {
             .field("secret_ref", &self.secret_ref)
             .field("operations", &self.operations)
             .finish()
+    }
+}
+
+/// Whether the admin API may show a header value as configured. Template expressions are
+/// shown (`Bearer {{ secret }}` names the secret, it is not one); literal text is shown unless
+/// it may be a credential: in a header whose name suggests one (`Authorization`, `X-Api-Key`,
+/// `Cookie`, …) anything but a bare scheme word, elsewhere any token-like run of 20 or more
+/// characters.
+pub fn header_is_shown(name: &str, value: &str) -> bool {
+    let mut literal = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("{{") {
+        literal.push_str(&rest[..start]);
+        rest = match rest[start..].find("}}") {
+            Some(end) => &rest[start + end + 2..],
+            None => "",
+        };
+    }
+    literal.push_str(rest);
+    let literal = literal.trim();
+    let name = name.to_ascii_lowercase();
+    let sensitive = ["auth", "cookie", "key", "token", "secret", "password", "session", "signature", "credential"]
+        .iter()
+        .any(|w| name.contains(w));
+    if sensitive {
+        literal.is_empty() || (literal.len() <= 16 && literal.chars().all(|c| c.is_ascii_alphabetic()))
+    } else {
+        !literal.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-.".contains(c))).any(|w| w.len() >= 20)
     }
 }
 
@@ -123,7 +151,7 @@ pub struct HttpConnector {
     operations: [Option<Operation>; 5],
     lookup: Option<Operation>,
     secret: Option<String>,
-    http: reqwest::Client,
+    http: super::Outbound,
 }
 
 const URL_ESCAPE: &str = "url";
@@ -215,7 +243,7 @@ impl Compiler {
     ) -> Result<Body, ConnectorError> {
         Ok(match value {
             Value::String(s) if is_template(s) => {
-                let what = format!("'{op}' body template at '{pointer}'");
+                let what = format!("connector.operations.{op}.body{pointer}");
                 let name = format!("{op}.body{pointer}");
                 let expr = single_expression(s);
                 let source = match expr {
@@ -247,8 +275,8 @@ impl Compiler {
 
     fn operation(&mut self, name: &'static str, op: &HttpOperation) -> Result<Operation, ConnectorError> {
         let method = Method::from_bytes(op.method.trim().to_ascii_uppercase().as_bytes())
-            .map_err(|_| permanent(format!("'{name}' operation: invalid method '{}'", op.method)))?;
-        let path = self.add(format!("{name}.path"), op.path.clone(), &format!("'{name}' path template"))?;
+            .map_err(|_| permanent(format!("connector.operations.{name}.method: invalid method '{}'", op.method)))?;
+        let path = self.add(format!("{name}.path"), op.path.clone(), &format!("connector.operations.{name}.path"))?;
         let mut vars = self.variables(&path);
         let body = match &op.body {
             Some(body) => Some(self.body(name, String::new(), body, &mut vars)?),
@@ -257,7 +285,9 @@ impl Compiler {
         if let Some(pointer) = &op.capture_id
             && !(pointer.is_empty() || pointer.starts_with('/'))
         {
-            return Err(permanent(format!("'{name}' capture_id '{pointer}' is not a JSON pointer (like '/id')")));
+            return Err(permanent(format!(
+                "connector.operations.{name}.capture_id: '{pointer}' is not a JSON pointer (like '/id')"
+            )));
         }
         Ok(Operation {
             name,
@@ -271,24 +301,21 @@ impl Compiler {
 }
 
 impl HttpConnector {
-    pub fn new(config: &HttpConfig, http: reqwest::Client) -> Result<Self, ConnectorError> {
+    pub fn new(config: &HttpConfig, http: super::Outbound) -> Result<Self, ConnectorError> {
         let base = config.base_url.trim_end_matches('/').to_owned();
-        let url = reqwest::Url::parse(&base).map_err(|e| permanent(format!("http base_url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(permanent("http base_url must be http or https"));
-        }
+        http.policy().check_url(&base).map_err(|why| permanent(format!("connector.base_url: {why}")))?;
         let secret = resolve_secret(config.secret.as_deref(), config.secret_ref.as_deref())?;
         let mut compiler = Compiler { env: template_env() };
 
         let mut headers = Vec::new();
         for (i, (name, value)) in config.headers.iter().enumerate() {
             let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| permanent(format!("invalid header name '{name}'")))?;
-            let template = compiler.add(format!("header.{i}"), value.clone(), &format!("header '{name}' template"))?;
+                .map_err(|_| permanent(format!("connector.headers: invalid header name '{name}'")))?;
+            let template = compiler.add(format!("header.{i}"), value.clone(), &format!("connector.headers.{name}"))?;
             let uses_secret = compiler.variables(&template).contains("secret");
             if uses_secret && secret.is_none() {
                 return Err(permanent(format!(
-                    "header '{name}' uses 'secret' but no secret or secret_ref is configured"
+                    "connector.headers.{name}: uses 'secret' but no secret or secret_ref is configured"
                 )));
             }
             headers.push((header, template, uses_secret));
@@ -307,17 +334,19 @@ impl HttpConnector {
             *slot = op.as_ref().map(|op| compiler.operation(name, op)).transpose()?;
         }
         if operations.iter().all(Option::is_none) {
-            return Err(permanent("http connector has no operations"));
+            return Err(permanent("connector.operations: an http connector needs at least one operation"));
         }
         let lookup = ops.lookup.as_ref().map(|op| compiler.operation("lookup", op)).transpose()?;
         if let Some(l) = &lookup
             && l.capture_id.is_none()
         {
-            return Err(permanent("'lookup' operation needs a capture_id: where the found account's id is"));
+            return Err(permanent(
+                "connector.operations.lookup.capture_id: a lookup needs one: where the found account's id is",
+            ));
         }
         if lookup.is_some() && operations[action_index(Action::Update)].is_none() {
             return Err(permanent(
-                "'lookup' needs an 'update' operation: an adopted account is brought to the desired state with it",
+                "connector.operations.update: 'lookup' needs an 'update' operation: an adopted account is brought to the desired state with it",
             ));
         }
         Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, secret, http })
@@ -437,7 +466,7 @@ impl HttpConnector {
             value.set_sensitive(*uses_secret);
             headers.insert(name.clone(), value);
         }
-        let mut builder = request(&self.http, op.method.clone(), &url);
+        let mut builder = self.http.request(op.method.clone(), &url)?;
         if let Some(body) = &op.body {
             let body = self.render_body(body, &ctx, op.name)?;
             let bytes = serde_json::to_vec(&body).map_err(|e| permanent(e.to_string()))?;
@@ -583,7 +612,7 @@ mod tests {
     }
 
     fn connector(cfg: &HttpConfig) -> Box<dyn Connector> {
-        build(&ConnectorConfig::Http(cfg.clone()), crate::connector::http_client()).unwrap()
+        build(&ConnectorConfig::Http(cfg.clone()), crate::connector::testutil::outbound()).unwrap()
     }
 
     #[tokio::test]
@@ -673,7 +702,7 @@ mod tests {
         assert_eq!(
             err,
             ConnectorError::Permanent {
-                message: r#"400 Bad Request: {"error":"email invalid"}"#.into(),
+                message: r#"400 Bad Request; the app said: {"error":"email invalid"}"#.into(),
                 status: Some(400)
             }
         );
@@ -764,7 +793,7 @@ mod tests {
         for (what, change) in cases {
             let mut cfg = config(base);
             change(&mut cfg);
-            let result = HttpConnector::new(&cfg, crate::connector::http_client());
+            let result = HttpConnector::new(&cfg, crate::connector::testutil::outbound());
             assert!(matches!(result, Err(ConnectorError::Permanent { .. })), "{what} should fail to build");
         }
         assert!(!format!("{:?}", config(base)).contains(SECRET));

@@ -1,6 +1,7 @@
 //! Connectors: the update automation that takes an external app from one assignment to
 //! another. A new connector is one [`Connector`] implementation; the worker does not change.
 
+pub mod egress;
 pub mod http;
 pub mod scim;
 pub mod webhook;
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::assignment::{Action, Assignment};
+pub use egress::{Outbound, OutboundClients, Policy};
+
 use crate::secrets::{SecretRef, Secrets};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -113,22 +116,50 @@ impl ConnectorConfig {
     }
 }
 
-/// Builds the connector a configuration describes: resolves its secret and compiles its
-/// templates once. `http` is the shared outbound client (each request sets its own timeout).
-/// The outbound HTTP client connectors share: rustls on aws-lc-rs (the one TLS stack of the
-/// tree, see README), native root certificates. Build it once per cold start.
+/// A plain HTTP client: rustls on aws-lc-rs (the one TLS stack of the tree), native root
+/// certificates. Connectors use an [`Outbound`] instead, which adds the egress rule.
 pub fn http_client() -> reqwest::Client {
     // Idempotent: a second install (tests, several clients) is refused and harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder().build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
-pub fn build(config: &ConnectorConfig, http: reqwest::Client) -> Result<Box<dyn Connector>, ConnectorError> {
+/// Builds the connector a configuration describes: resolves its secret and compiles its
+/// templates once. `http` is the shared outbound client (each request sets its own timeout).
+pub fn build(config: &ConnectorConfig, http: Outbound) -> Result<Box<dyn Connector>, ConnectorError> {
     Ok(match config {
         ConnectorConfig::Http(c) => Box::new(http::HttpConnector::new(c, http)?),
         ConnectorConfig::Scim(c) => Box::new(scim::ScimConnector::new(c, http)?),
         ConnectorConfig::Webhook(c) => Box::new(webhook::WebhookConnector::new(c, http)?),
     })
+}
+
+/// What saving a connector configuration checks beyond its shape (docs/contract.md "Outbound
+/// calls"): its URL against the egress rule, a DNS name by the addresses it has now, and that
+/// the connector builds (templates compile, operations make sense). A reference to a secret
+/// is not read here (the worker reads it): a stand-in value takes its place. The error names
+/// the field: `connector.base_url: plain http is only for loopback …`.
+pub async fn check_for_save(config: &ConnectorConfig, policy: Policy) -> Result<(), String> {
+    let (field, url) = match config {
+        ConnectorConfig::Http(c) => ("connector.base_url", c.base_url.as_str()),
+        ConnectorConfig::Scim(c) => ("connector.base_url", c.base_url.as_str()),
+        ConnectorConfig::Webhook(c) => ("connector.url", c.url.as_str()),
+    };
+    policy.check_url_now(url.trim_end_matches('/')).await.map_err(|why| format!("{field}: {why}"))?;
+    let mut probe = config.clone();
+    let (secret, secret_ref) = match &mut probe {
+        ConnectorConfig::Http(c) => (&mut c.secret, &mut c.secret_ref),
+        ConnectorConfig::Scim(c) => (&mut c.secret, &mut c.secret_ref),
+        ConnectorConfig::Webhook(c) => (&mut c.secret, &mut c.secret_ref),
+    };
+    if secret.is_some() != secret_ref.is_some() {
+        *secret = Some("stand-in".to_owned());
+        *secret_ref = None;
+    }
+    match build(&probe, Outbound::new(policy)) {
+        Ok(_) => Ok(()),
+        Err(ConnectorError::Permanent { message, .. } | ConnectorError::Retryable { message, .. }) => Err(message),
+    }
 }
 
 /// A connector's secret: the inline `secret`, or the one an `env:` `secret_ref` points to.
@@ -216,6 +247,9 @@ pub(crate) async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Re
 /// bad header) is Permanent; timeouts, connection and transport errors are Retryable.
 /// The message leaves out the URL (it may carry ids or, through a template, a secret).
 pub fn send_error(err: reqwest::Error) -> ConnectorError {
+    if let Some(why) = egress::refused_in(&err) {
+        return permanent(why);
+    }
     let builder = err.is_builder();
     let timeout = err.is_timeout();
     let mut message = String::from(if timeout { "request timed out" } else { "request failed" });
@@ -232,33 +266,61 @@ pub fn send_error(err: reqwest::Error) -> ConnectorError {
     if builder { permanent(message) } else { ConnectorError::Retryable { message, retry_after: None } }
 }
 
-/// Reads an app's answer: 2xx gives `(status, body)`; 408, 429 and 5xx are Retryable (with
+/// Reads an app's answer, at most [`egress::MAX_ANSWER_BYTES`] of it: 2xx gives `(status,
+/// body)` (a longer success body is a permanent error); 408, 429 and 5xx are Retryable (with
 /// `Retry-After`, in seconds or as an HTTP date); any other status is Permanent. Error messages
-/// are `"<status line>: <body>"`, the body cut to 500 characters.
+/// are `"<status line>; the app said: <body>"`, the body on one line, cut to 500 characters:
+/// what follows "the app said" is the app's text, not ours.
 pub async fn classify(resp: reqwest::Response) -> Result<(u16, String), ConnectorError> {
     let status = resp.status();
     let retry_after =
         resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-    let body = match resp.text().await {
-        Ok(body) => body,
+    let code = status.as_u16();
+    let body = match read_capped(resp, egress::MAX_ANSWER_BYTES).await {
+        Ok((body, false)) => body,
+        Ok((_, true)) if status.is_success() => {
+            return Err(permanent(format!(
+                "{}: the app's answer is longer than {} bytes",
+                status_line(status),
+                egress::MAX_ANSWER_BYTES
+            )));
+        }
+        Ok((body, true)) => body,
         Err(err) if status.is_success() => return Err(send_error(err)),
         Err(_) => String::new(),
     };
-    let code = status.as_u16();
     if status.is_success() {
         return Ok((code, body));
     }
     let mut message = status_line(status);
-    let body = body.trim();
+    let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let body: String = body.chars().filter(|c| !c.is_control()).collect();
     if !body.is_empty() {
-        message.push_str(": ");
-        message.push_str(&truncate(body, MAX_BODY_IN_ERROR));
+        message.push_str("; the app said: ");
+        message.push_str(&truncate(&body, MAX_BODY_IN_ERROR));
     }
     if code == 408 || code == 429 || status.is_server_error() {
         Err(ConnectorError::Retryable { message, retry_after })
     } else {
         Err(ConnectorError::Permanent { message, status: Some(code) })
     }
+}
+
+/// The body as text, at most `cap` bytes of it (`true` when more was there). Invalid UTF-8 is
+/// replaced, never a failure.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<(String, bool), reqwest::Error> {
+    let mut bytes = Vec::new();
+    let mut cut = false;
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            cut = true;
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), cut))
 }
 
 /// `"201 Created"`: the short summary of an app's answer that goes into `Outcome` details.
@@ -280,10 +342,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    crate::scim::text::truncate(text, max_chars).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,6 +359,11 @@ pub(crate) mod testutil {
     use crate::assignment::{Action, Assignment};
 
     use super::Job;
+
+    /// The outbound client of connector tests: loopback targets allowed.
+    pub fn outbound() -> super::Outbound {
+        super::Outbound::new(super::Policy { loopback: true, private: false })
+    }
 
     /// One request as the test server saw it.
     #[derive(Debug, Clone)]
@@ -428,12 +492,12 @@ mod tests {
     use super::testutil::*;
     use super::*;
 
-    fn client() -> reqwest::Client {
-        super::http_client()
+    fn client() -> Outbound {
+        Outbound::new(Policy { loopback: true, private: false })
     }
 
     async fn get(base: &str) -> Result<(u16, String), ConnectorError> {
-        let resp = send(request(&client(), reqwest::Method::GET, &format!("{base}/x"))).await?;
+        let resp = send(client().request(reqwest::Method::GET, &format!("{base}/x"))?).await?;
         classify(resp).await
     }
 
@@ -465,7 +529,7 @@ mod tests {
                     assert!(!want_retry, "{status} should be retryable: {message}");
                     assert_eq!(got, Some(status));
                     if status == 400 {
-                        assert_eq!(message, r#"400 Bad Request: {"error":"email invalid"}"#);
+                        assert_eq!(message, r#"400 Bad Request; the app said: {"error":"email invalid"}"#);
                     } else {
                         assert_eq!(message, "404 Not Found");
                     }
@@ -478,7 +542,38 @@ mod tests {
     async fn classify_truncates_long_bodies() {
         let server = TestServer::start(|_| (422, vec![], "é".repeat(800))).await;
         let ConnectorError::Permanent { message, .. } = get(&server.base).await.unwrap_err() else { panic!() };
-        assert_eq!(message, format!("422 Unprocessable Entity: {}…", "é".repeat(500)));
+        assert_eq!(message, format!("422 Unprocessable Entity; the app said: {}…", "é".repeat(500)));
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_cap() {
+        let huge = "x".repeat(egress::MAX_ANSWER_BYTES + 1);
+        let big = huge.clone();
+        let server = TestServer::start(move |_| (200, vec![], big.clone())).await;
+        let err = get(&server.base).await.unwrap_err();
+        assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
+        let server = TestServer::start(move |_| (500, vec![], format!("line one\n\tline\u{7} two {huge}"))).await;
+        let ConnectorError::Retryable { message, .. } = get(&server.base).await.unwrap_err() else { panic!() };
+        assert!(message.starts_with("500 Internal Server Error; the app said: line one line two xxx"), "{message}");
+        assert!(message.chars().count() < 600, "{}", message.len());
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let target = TestServer::start(|_| (200, vec![], "secret page".into())).await;
+        let location = format!("{}/elsewhere", target.base);
+        let server = TestServer::start(move |_| (302, vec![("location", location.clone())], String::new())).await;
+        let out = Outbound::new(Policy { loopback: true, private: false });
+        let resp = send(
+            out.request(reqwest::Method::GET, &format!("{}/x", server.base))
+                .unwrap()
+                .header("authorization", "Bearer s"),
+        )
+        .await
+        .unwrap();
+        let err = classify(resp).await.unwrap_err();
+        assert!(matches!(err, ConnectorError::Permanent { status: Some(302), .. }), "{err:?}");
+        assert!(target.requests().is_empty(), "the redirect was not followed");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, request, resolve_secret, send};
+use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, resolve_secret, send};
 use crate::assignment::Action;
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -57,17 +57,19 @@ impl RolePlacement {
     fn parse(attribute: Option<&str>) -> Result<RolePlacement, ConnectorError> {
         let attribute = attribute.map(str::trim).unwrap_or(DEFAULT_ROLE_ATTRIBUTE);
         if attribute.is_empty() {
-            return Err(permanent("role_attribute must not be empty"));
+            return Err(permanent("connector.role_attribute: must not be empty"));
         }
         if attribute.eq_ignore_ascii_case(DEFAULT_ROLE_ATTRIBUTE) {
             return Ok(RolePlacement::Roles);
         }
-        if attribute.len() > 4 && attribute[..4].eq_ignore_ascii_case("urn:") {
+        if crate::scim::text::has_urn_prefix(attribute) {
             return match attribute.rsplit_once(':') {
                 Some((urn, name)) if !name.is_empty() && urn.len() > 4 => {
                     Ok(RolePlacement::Extension { urn: urn.to_owned(), name: name.to_owned() })
                 }
-                _ => Err(permanent(format!("role_attribute '{attribute}' is not '<schema urn>:<attribute>'"))),
+                _ => {
+                    Err(permanent(format!("connector.role_attribute: '{attribute}' is not '<schema urn>:<attribute>'")))
+                }
             };
         }
         Ok(RolePlacement::TopLevel(attribute.to_owned()))
@@ -79,7 +81,7 @@ pub struct ScimConnector {
     base: String,
     token: Option<String>,
     role: RolePlacement,
-    http: reqwest::Client,
+    http: super::Outbound,
 }
 
 /// The app's user as found by lookup.
@@ -88,23 +90,20 @@ struct Found {
 }
 
 impl ScimConnector {
-    pub fn new(config: &ScimConfig, http: reqwest::Client) -> Result<Self, ConnectorError> {
+    pub fn new(config: &ScimConfig, http: super::Outbound) -> Result<Self, ConnectorError> {
         let base = config.base_url.trim_end_matches('/').to_owned();
-        let url = reqwest::Url::parse(&base).map_err(|e| permanent(format!("scim base_url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(permanent("scim base_url must be http or https"));
-        }
+        http.policy().check_url(&base).map_err(|why| permanent(format!("connector.base_url: {why}")))?;
         let token = resolve_secret(config.secret.as_deref(), config.secret_ref.as_deref())?;
         let role = RolePlacement::parse(config.role_attribute.as_deref())?;
         Ok(ScimConnector { base, token, role, http })
     }
 
-    fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
-        let builder = request(&self.http, method, url).header(reqwest::header::ACCEPT, SCIM_JSON);
-        match &self.token {
+    fn request(&self, method: Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        let builder = self.http.request(method, url)?.header(reqwest::header::ACCEPT, SCIM_JSON);
+        Ok(match &self.token {
             Some(token) => builder.bearer_auth(token),
             None => builder,
-        }
+        })
     }
 
     fn user_url(&self, id: &str) -> String {
@@ -115,7 +114,7 @@ impl ScimConnector {
     /// `userName eq "…"`.
     async fn find(&self, job: &Job<'_>) -> Result<Option<Found>, ConnectorError> {
         if let Some(app_id) = job.app_id {
-            let resp = send(self.request(Method::GET, &self.user_url(app_id))).await?;
+            let resp = send(self.request(Method::GET, &self.user_url(app_id))?).await?;
             if resp.status() != StatusCode::NOT_FOUND {
                 let (_, body) = classify(resp).await?;
                 let id = parse_json(&body)?.get("id").and_then(id_string).unwrap_or_else(|| app_id.to_owned());
@@ -125,7 +124,7 @@ impl ScimConnector {
         let user_name = user_name(job.user)?;
         let filter = format!("userName eq \"{}\"", user_name.replace('\\', "\\\\").replace('"', "\\\""));
         let url = format!("{}/Users?filter={}", self.base, urlencoding::encode(&filter));
-        let (_, body) = classify(send(self.request(Method::GET, &url)).await?).await?;
+        let (_, body) = classify(send(self.request(Method::GET, &url)?).await?).await?;
         let list = parse_json(&body)?;
         let resources = list.get("Resources").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         // Apps that ignore filters return everyone: only a user with this userName counts.
@@ -201,7 +200,8 @@ impl ScimConnector {
             Some(f) => (Method::PUT, self.user_url(&f.id), Some(f.id)),
             None => (Method::POST, format!("{}/Users", self.base), None),
         };
-        let resp = send(self.request(method, &url).header(reqwest::header::CONTENT_TYPE, SCIM_JSON).body(body)).await?;
+        let resp =
+            send(self.request(method, &url)?.header(reqwest::header::CONTENT_TYPE, SCIM_JSON).body(body)).await?;
         let status = resp.status();
         let (_, text) = classify(resp).await?;
         let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("id").and_then(id_string)).or(known);
@@ -219,7 +219,7 @@ impl ScimConnector {
                 None => return Ok(Outcome::Done { app_id: None, detail: Some("not in the app".into()) }),
             },
         };
-        let resp = send(self.request(Method::DELETE, &self.user_url(&id))).await?;
+        let resp = send(self.request(Method::DELETE, &self.user_url(&id))?).await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(Outcome::Done { app_id: Some(id), detail: Some("404 Not Found: already gone".into()) });
@@ -360,7 +360,7 @@ mod tests {
             secret_ref: None,
             role_attribute: role_attribute.map(str::to_owned),
         });
-        build(&config, crate::connector::http_client()).unwrap()
+        build(&config, crate::connector::testutil::outbound()).unwrap()
     }
 
     fn summary(server: &TestServer) -> Vec<String> {
@@ -482,9 +482,12 @@ mod tests {
             secret_ref: None,
             role_attribute: None,
         };
-        let scim = ScimConnector::new(&config, crate::connector::http_client()).unwrap();
+        let scim = ScimConnector::new(&config, crate::connector::testutil::outbound()).unwrap();
         let err = scim.apply(&job(Action::Provision, &user, None, Some(&a), None)).await.unwrap_err();
-        assert_eq!(err, ConnectorError::Permanent { message: "401 Unauthorized: no".into(), status: Some(401) });
+        assert_eq!(
+            err,
+            ConnectorError::Permanent { message: "401 Unauthorized; the app said: no".into(), status: Some(401) }
+        );
     }
 
     #[test]

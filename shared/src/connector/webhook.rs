@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, request, resolve_secret, send};
+use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, resolve_secret, send};
 use crate::assignment::{Action, Assignment};
 
 /// The header carrying `t=<unix seconds>,v1=<hex>`.
@@ -116,18 +116,18 @@ struct Delivery<'a> {
 pub struct WebhookConnector {
     url: reqwest::Url,
     secret: String,
-    http: reqwest::Client,
+    http: super::Outbound,
 }
 
 impl WebhookConnector {
-    pub fn new(config: &WebhookConfig, http: reqwest::Client) -> Result<Self, ConnectorError> {
-        let url = reqwest::Url::parse(&config.url).map_err(|e| permanent(format!("webhook url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(permanent("webhook url must be http or https"));
-        }
+    pub fn new(config: &WebhookConfig, http: super::Outbound) -> Result<Self, ConnectorError> {
+        http.policy().check_url(&config.url).map_err(|why| permanent(format!("connector.url: {why}")))?;
+        let url = reqwest::Url::parse(&config.url).map_err(|e| permanent(format!("connector.url: {e}")))?;
         let secret = resolve_secret(config.secret.as_deref(), config.secret_ref.as_deref())?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| permanent("webhook connector needs a 'secret' or 'secret_ref' to sign deliveries"))?;
+            .ok_or_else(|| {
+                permanent("connector.secret: a webhook connector needs a 'secret' or 'secret_ref' to sign deliveries")
+            })?;
         Ok(WebhookConnector { url, secret, http })
     }
 
@@ -143,7 +143,8 @@ impl WebhookConnector {
         let body = serde_json::to_vec(&delivery).map_err(|e| permanent(format!("webhook payload: {e}")))?;
         let signature = sign(self.secret.as_bytes(), &body);
         let resp = send(
-            request(&self.http, reqwest::Method::POST, self.url.as_str())
+            self.http
+                .request(reqwest::Method::POST, self.url.as_str())?
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, signature)
                 .body(body),
@@ -189,7 +190,7 @@ mod tests {
             secret: Some(SECRET.into()),
             secret_ref: None,
         });
-        build(&config, crate::connector::http_client()).unwrap()
+        build(&config, crate::connector::testutil::outbound()).unwrap()
     }
 
     #[tokio::test]
@@ -245,7 +246,10 @@ mod tests {
         let err = hook.apply(&job(Action::Deprovision, &user, Some(&a), None, None)).await.unwrap_err();
         assert_eq!(
             err,
-            ConnectorError::Permanent { message: "400 Bad Request: unknown user".into(), status: Some(400) }
+            ConnectorError::Permanent {
+                message: "400 Bad Request; the app said: unknown user".into(),
+                status: Some(400)
+            }
         );
     }
 
@@ -286,7 +290,7 @@ mod tests {
     fn a_secret_is_required() {
         for secret in [None, Some(String::new())] {
             let config = WebhookConfig { url: "https://robot.example/hook".into(), secret, secret_ref: None };
-            let err = WebhookConnector::new(&config, crate::connector::http_client()).err().unwrap();
+            let err = WebhookConnector::new(&config, crate::connector::testutil::outbound()).err().unwrap();
             assert!(matches!(err, ConnectorError::Permanent { .. }));
         }
     }

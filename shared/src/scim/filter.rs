@@ -1072,7 +1072,7 @@ fn is_substring_op(op: CompareOp) -> bool {
 }
 
 fn fold(s: &str, case_exact: bool) -> Cow<'_, str> {
-    if case_exact || !s.chars().any(char::is_uppercase) { Cow::Borrowed(s) } else { Cow::Owned(s.to_lowercase()) }
+    super::text::fold(s, case_exact)
 }
 
 fn text_op(op: CompareOp, a: &str, b: &str, case_exact: bool) -> bool {

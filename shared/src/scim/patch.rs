@@ -64,7 +64,7 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 }
 
 fn is_urn(key: &str) -> bool {
-    key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:")
+    super::text::has_urn_prefix(key)
 }
 
 /// Parses a PATCH body: `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[...]}`.

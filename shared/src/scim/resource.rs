@@ -11,7 +11,7 @@ use crate::error::{ScimError, ScimResult};
 /// Returns the canonical schema URN of a top-level key that names an extension or an
 /// attribute inside one (`urn:...:enterprise:2.0:User` / `urn:...:enterprise:2.0:User:department`).
 fn is_urn(key: &str) -> bool {
-    key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:")
+    super::text::has_urn_prefix(key)
 }
 
 /// Coerces a value to the attribute's type; `None` drops it (null, empty).

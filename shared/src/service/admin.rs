@@ -19,9 +19,20 @@ pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
     Ok((cfg.name.trim().to_string(), body))
 }
 
-/// `POST /admin/integrations`: the token is returned here once and stored only as a hash.
-pub async fn create_integration(store: &Store, api_url: &str, body: Value) -> ScimResult<Reply> {
+/// [`validate_config`], then what only a save checks (docs/contract.md "Outbound calls"): the
+/// connector's URLs against the egress rule, DNS names by what they resolve to now, and its
+/// templates compiled. Each fault is a 400 naming the field (`connector.base_url: …`).
+pub async fn check_config(body: Value, loopback: bool) -> ScimResult<(String, Value)> {
     let (name, config) = validate_config(body)?;
+    let cfg = IntegrationConfig::from_json(config.clone())?;
+    let policy = crate::connector::Policy { loopback, private: cfg.allow_private_network };
+    crate::connector::check_for_save(&cfg.connector, policy).await.map_err(ScimError::invalid_value)?;
+    Ok((name, config))
+}
+
+/// `POST /admin/integrations`: the token is returned here once and stored only as a hash.
+pub async fn create_integration(store: &Store, api_url: &str, body: Value, loopback: bool) -> ScimResult<Reply> {
+    let (name, config) = check_config(body, loopback).await?;
     let id = ulid::Ulid::new().to_string().to_lowercase();
     let token = auth::new_token();
     store.create_integration(&id, &name, &config, auth::hash_token(&token), now()).await?;
@@ -32,13 +43,36 @@ pub async fn create_integration(store: &Store, api_url: &str, body: Value) -> Sc
     ))
 }
 
-/// The configuration as the admin API shows it: inline secrets replaced by `***`.
+/// The configuration as the admin API shows it: inline secrets and secret-looking header
+/// values replaced by `***` (see [`crate::connector::http::header_is_shown`]).
 fn redacted(config: &Value) -> Value {
     let mut c = config.clone();
     if let Some(secret) = c.get_mut("connector").and_then(|k| k.get_mut("secret")).filter(|s| !s.is_null()) {
         *secret = json!(crate::connector::REDACTED);
     }
+    if let Some(headers) = c.get_mut("connector").and_then(|k| k.get_mut("headers")).and_then(Value::as_object_mut) {
+        for (name, value) in headers.iter_mut() {
+            if !value.as_str().is_some_and(|v| crate::connector::http::header_is_shown(name, v)) {
+                *value = json!(crate::connector::REDACTED);
+            }
+        }
+    }
     c
+}
+
+/// A header value sent back as `***` (as GET shows it) keeps the stored one.
+fn restore_redacted_headers(body: &mut Value, stored: &Value) {
+    let Some(headers) = body.get_mut("connector").and_then(|k| k.get_mut("headers")).and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, value) in headers.iter_mut() {
+        if value.as_str() == Some(crate::connector::REDACTED)
+            && let Some(old) = stored.get("connector").and_then(|k| k.get("headers")).and_then(|h| h.get(name))
+        {
+            *value = old.clone();
+        }
+    }
 }
 
 /// Token ids: the first 12 hex digits of the token's hash (enough to name it, useless to use it).
@@ -74,14 +108,21 @@ pub async fn get_integration(store: &Store, api_url: &str, id: &str) -> ScimResu
 
 /// `PUT /admin/integrations/{id}`: a new configuration. A connector `secret` of `***` (as GET
 /// shows it) keeps the stored one. Tokens are untouched.
-pub async fn update_integration(store: &Store, api_url: &str, id: &str, mut body: Value) -> ScimResult<Reply> {
+pub async fn update_integration(
+    store: &Store,
+    api_url: &str,
+    id: &str,
+    mut body: Value,
+    loopback: bool,
+) -> ScimResult<Reply> {
     let current = load(store, id).await?;
     if body.get("connector").and_then(|c| c.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
         let stored =
             current.config_json().get("connector").and_then(|c| c.get("secret")).cloned().unwrap_or(Value::Null);
         body["connector"]["secret"] = stored;
     }
-    let (name, config) = validate_config(body)?;
+    restore_redacted_headers(&mut body, &current.config_json());
+    let (name, config) = check_config(body, loopback).await?;
     if !store.update_integration(id, &name, &config).await? {
         return Err(ScimError::not_found("no such integration"));
     }

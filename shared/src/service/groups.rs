@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
 
 use super::provision::{Affected, Provision, RoleGroups, UserActions, UserPlan, plan_group_change};
-use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
+use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::queue::FanoutMessage;
 use crate::scim::patch::{self, MemberDelta};
@@ -44,7 +44,7 @@ fn prepare(mut body: Value) -> ScimResult<Prepared> {
     let members = take_members(&mut body)?;
     let doc = normalise(&GROUP_TYPE, body)?;
     check_required(&GROUP_TYPE, &doc)?;
-    check_key_lengths(KIND, &doc)?;
+    check_limits(KIND, &doc)?;
     Ok(Prepared { doc, members, displays })
 }
 

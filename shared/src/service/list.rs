@@ -140,7 +140,7 @@ fn sort_value(resource: &Value, path: &str, schema: &ResourceType) -> Option<Str
         Value::Null => return None,
         other => other.to_string(),
     };
-    Some(if schema.case_exact(uri, attr, sub) { text } else { text.to_lowercase() })
+    Some(crate::scim::text::fold(&text, schema.case_exact(uri, attr, sub)).into_owned())
 }
 
 struct Window {

@@ -102,7 +102,19 @@ pub fn if_match_ok(if_match: Option<&str>, current: &Stored) -> bool {
     header.split(',').any(|t| t.trim() == "*" || strip(t) == strip(&current))
 }
 
-pub(crate) fn check_key_lengths(kind: Kind, doc: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
+/// The size limits of a resource, checked before anything is written (docs/contract.md
+/// "Limits"): unique keys of at most [`crate::store::keys::MAX_KEY_VALUE_BYTES`], and a stored
+/// resource (a group without its members) of at most [`MAX_RESOURCE_BYTES`]. DynamoDB's item limit
+/// is 400 KB, and a user's mapped attributes are copied into its assignment rows and jobs.
+pub(crate) fn check_limits(kind: Kind, doc: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
+    let size = serde_json::to_vec(doc).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_RESOURCE_BYTES {
+        return Err(ScimError::invalid_value(format!(
+            "the {} would be {size} bytes; a stored {} may be at most {MAX_RESOURCE_BYTES} bytes",
+            kind.name(),
+            kind.name()
+        )));
+    }
     for attr in [kind.unique_attr(), "externalId"] {
         if let Some(Value::String(v)) = doc.get(attr)
             && v.len() > crate::store::keys::MAX_KEY_VALUE_BYTES
@@ -115,6 +127,9 @@ pub(crate) fn check_key_lengths(kind: Kind, doc: &serde_json::Map<String, Value>
     }
     Ok(())
 }
+
+/// Largest stored resource, in bytes of its JSON (docs/contract.md "Limits").
+pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

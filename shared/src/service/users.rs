@@ -5,7 +5,7 @@ use serde_json::Value;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::provision::{Provision, RoleGroups, UserActions, UserPlan};
-use super::{Ctx, Reply, WRITE_ATTEMPTS, check_key_lengths, etag, if_match_ok, now, render, write_error};
+use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
 use crate::assignment::effective::effective;
 use crate::error::{ScimError, ScimResult};
 use crate::queue::JobMessage;
@@ -23,7 +23,7 @@ fn not_found(id: &str) -> ScimError {
 fn prepare(body: Value) -> ScimResult<serde_json::Map<String, Value>> {
     let doc = normalise(&USER_TYPE, body)?;
     check_required(&USER_TYPE, &doc)?;
-    check_key_lengths(KIND, &doc)?;
+    check_limits(KIND, &doc)?;
     Ok(doc)
 }
 

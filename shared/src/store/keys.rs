@@ -23,12 +23,12 @@ pub fn group_sk(group_id: &str) -> String {
 
 /// Uniqueness row for a userName; userName is case-insensitive (RFC 7643 caseExact=false).
 pub fn user_name_sk(user_name: &str) -> String {
-    format!("USERNAME#{}", user_name.to_lowercase())
+    format!("USERNAME#{}", crate::scim::text::fold(user_name, false))
 }
 
 /// Uniqueness row for a group displayName (case-insensitive).
 pub fn group_name_sk(display_name: &str) -> String {
-    format!("GROUPNAME#{}", display_name.to_lowercase())
+    format!("GROUPNAME#{}", crate::scim::text::fold(display_name, false))
 }
 
 /// Uniqueness row for an externalId (case-exact), per resource type.

@@ -63,7 +63,15 @@ pub async fn admin_create_integration(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    Ok(ApiReply(admin::create_integration(&state.store, &api_url(&state, &headers), body).await?))
+    Ok(ApiReply(
+        admin::create_integration(
+            &state.store,
+            &api_url(&state, &headers),
+            body,
+            state.config.allow_loopback_connectors,
+        )
+        .await?,
+    ))
 }
 
 /// A webhook robot's signed report for a job it accepted with `202`.
@@ -119,7 +127,16 @@ pub async fn admin_update_integration(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    Ok(ApiReply(admin::update_integration(&state.store, &api_url(&state, &headers), &id, body).await?))
+    Ok(ApiReply(
+        admin::update_integration(
+            &state.store,
+            &api_url(&state, &headers),
+            &id,
+            body,
+            state.config.allow_loopback_connectors,
+        )
+        .await?,
+    ))
 }
 
 pub async fn admin_delete_integration(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
