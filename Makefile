@@ -1,5 +1,5 @@
 # idlcm: local stack and checks. Scripts live in infra/; see infra/*.sh headers.
-.PHONY: all run test bench package lint bootstrap clean
+.PHONY: all run test bench fuzz package lint bootstrap clean
 
 all: test
 
@@ -17,6 +17,11 @@ test:
 # rename answer time at 10, 1,000 and 10,000 members.
 bench:
 	infra/bench.sh
+
+# Coverage-guided fuzzing (cargo fuzz), 10 minutes per target: filter, patch, resource,
+# request (IDLCM_FUZZ_SECONDS, IDLCM_FUZZ_TARGETS). `make test` replays the corpus.
+fuzz:
+	infra/fuzz.sh
 
 # sam build: release arm64 bootstrap artifacts of the three functions in .aws-sam/build.
 package:

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connector;
 pub mod delivery;
 pub mod error;
+pub mod fuzzing;
 pub mod integration;
 pub mod metrics;
 pub mod queue;

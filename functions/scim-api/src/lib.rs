@@ -15,8 +15,8 @@ use idlcm::store::Store;
 
 pub use http::{ApiError, ApiReply};
 
-/// Largest request body accepted (a 1,000-member group PUT is ~100 KB; Lambda's limit is 6 MB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request body accepted (`idlcm::service::MAX_REQUEST_BYTES`).
+pub const MAX_BODY_BYTES: usize = idlcm::service::MAX_REQUEST_BYTES;
 
 /// Per-cold-start state: configuration and the AWS clients.
 #[derive(Clone)]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::provision::{Affected, Provision, RoleGroups, UserActions, UserPlan, plan_group_change};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
@@ -73,19 +73,73 @@ async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
     ctx.store.get_resource(ctx.integration_id, KIND, id).await?.ok_or_else(|| not_found(id))
 }
 
+/// Members one response carries at most (docs/contract.md "Limits"): at a few hundred bytes
+/// each, far below Lambda's 6 MB response limit. A larger group's `GET /Groups/{id}` pages
+/// them: see [`MEMBERS_PAGE`].
+pub const MEMBERS_PER_RESPONSE: usize = 10_000;
+/// In list responses, a group with more members than this is listed without `members`.
+pub const LIST_MEMBERS_PER_GROUP: usize = 1_000;
+/// The key of the note a `GET /Groups/{id}` answer carries when more members follow:
+/// `{ "itemsPerPage": n, "next": "<url of the next page>" }` (`?membersAfter=<last member id>`).
+pub const MEMBERS_PAGE: &str = "urn:idlcm:params:scim:api:messages:2.0:MembersPage";
+
 pub(crate) async fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Projection) -> ScimResult<Reply> {
-    let members = if projection.wants("members") {
-        Some(ctx.store.group_members(ctx.integration_id, &r.id).await?)
+    reply_page(ctx, status, r, projection, None).await
+}
+
+/// The group with at most [`MEMBERS_PER_RESPONSE`] members after `members_after`, and the
+/// [`MEMBERS_PAGE`] note when more follow.
+pub(crate) async fn reply_page(
+    ctx: Ctx<'_>,
+    status: u16,
+    r: &Stored,
+    projection: &Projection,
+    members_after: Option<&str>,
+) -> ScimResult<Reply> {
+    let (members, more) = if projection.wants("members") {
+        let (m, more) =
+            ctx.store.group_members_upto(ctx.integration_id, &r.id, members_after, MEMBERS_PER_RESPONSE).await?;
+        (Some(m), more)
     } else {
-        None
+        (None, false)
     };
-    let body = projection.apply(render::resource(ctx.base_url, KIND, r, members.as_deref()));
+    let mut body = projection.apply(render::resource(ctx.base_url, KIND, r, members.as_deref()));
+    if let (true, Some(last), Some(obj)) = (more, members.as_ref().and_then(|m| m.last()), body.as_object_mut()) {
+        let next =
+            format!("{}?membersAfter={}", render::location(ctx.base_url, KIND, &r.id), urlencoding::encode(&last.id));
+        obj.insert(MEMBERS_PAGE.into(), json!({ "itemsPerPage": MEMBERS_PER_RESPONSE, "next": next }));
+    }
     Ok(Reply {
         status,
         body: Some(body),
         etag: Some(etag(r.version)),
         location: Some(render::location(ctx.base_url, KIND, &r.id)),
     })
+}
+
+/// A group in a list response, or `None` when its members would take the page past
+/// `member_budget` (the page ends before it). A group with more than
+/// [`LIST_MEMBERS_PER_GROUP`] members is listed without them. Returns the members used.
+pub(crate) async fn list_item(
+    ctx: Ctx<'_>,
+    r: &Stored,
+    projection: &Projection,
+    member_budget: usize,
+    first: bool,
+) -> ScimResult<Option<(Value, usize)>> {
+    let mut members = None;
+    if projection.wants("members") {
+        let (m, more) = ctx.store.group_members_upto(ctx.integration_id, &r.id, None, LIST_MEMBERS_PER_GROUP).await?;
+        if !more {
+            if m.len() > member_budget && !first {
+                return Ok(None);
+            }
+            members = Some(m);
+        }
+    }
+    let used = members.as_ref().map_or(0, Vec::len);
+    let body = render::resource(ctx.base_url, KIND, r, members.as_deref());
+    Ok(Some((projection.apply(body), used)))
 }
 
 fn display_name(doc: &Map<String, Value>) -> Option<&str> {
@@ -356,9 +410,10 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
     Err(ScimError::unavailable("too many concurrent changes; retry"))
 }
 
-pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
+/// `GET /Groups/{id}`; `members_after` (`?membersAfter=`) pages a large group's members.
+pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection, members_after: Option<&str>) -> ScimResult<Reply> {
     let r = load(ctx, id).await?;
-    reply(ctx, 200, &r, projection).await
+    reply_page(ctx, 200, &r, projection, members_after).await
 }
 
 /// Shared write path of PUT and PATCH: a new document (or none) and a member delta.

@@ -3,6 +3,7 @@
 //! pages through the integration's partition, keeping only the requested window in memory.
 
 use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 use serde_json::{Value, json};
 
@@ -17,6 +18,11 @@ use crate::store::resources::{Kind, Stored};
 pub const MAX_RESULTS: usize = 200;
 /// Items read per DynamoDB page while scanning an integration's partition.
 const SCAN_PAGE: i32 = 500;
+/// The largest `startIndex + count - 1` a sorted listing serves (docs/contract.md "Limits"):
+/// it keeps that many sort keys (never resources) while it reads the partition.
+pub const MAX_SORTED_WINDOW: usize = 50_000;
+/// Sort keys are compared on their first 256 bytes, then by id.
+const SORT_KEY_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -143,58 +149,113 @@ fn sort_value(resource: &Value, path: &str, schema: &ResourceType) -> Option<Str
     Some(crate::scim::text::fold(&text, schema.case_exact(uri, attr, sub)).into_owned())
 }
 
+/// A sort key: the attribute's folded value (missing values sort last in either order), cut
+/// to [`SORT_KEY_BYTES`], then the id.
+#[derive(Debug, PartialEq, Eq)]
+struct Ranked {
+    key: Option<String>,
+    descending: bool,
+    id: String,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let by_key = match (&self.key, &other.key) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) if self.descending => y.cmp(x),
+            (Some(x), Some(y)) => x.cmp(y),
+        };
+        by_key.then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a listing keeps while it reads the partition: the matches counted, and
+/// - unsorted: the page's resources only;
+/// - sorted: the best `start - 1 + count` sort keys and ids in a bounded heap (no resources;
+///   the page's resources are read again by id at the end), and nothing at all when that
+///   window is larger than [`MAX_SORTED_WINDOW`] (the answer is then an empty page, or 400
+///   `tooMany` when there are that many matches).
 struct Window {
     start: usize,
     count: usize,
     total: usize,
     sort: Option<(String, bool)>,
-    /// Matches kept: only the window (unsorted) or the best `start - 1 + count` (sorted).
-    kept: Vec<(Option<String>, Stored)>,
+    page: Vec<Stored>,
+    ranked: BinaryHeap<Ranked>,
 }
 
 impl Window {
+    fn new(start: usize, count: usize, sort: Option<(String, bool)>) -> Window {
+        Window { start, count, total: 0, sort, page: Vec::new(), ranked: BinaryHeap::new() }
+    }
+
+    /// How many sort keys a sorted listing keeps (0 past the cap).
+    fn capacity(&self) -> usize {
+        let window = self.start.saturating_sub(1).saturating_add(self.count);
+        if window > MAX_SORTED_WINDOW { 0 } else { window }
+    }
+
     fn offer(&mut self, r: Stored, rendered: &Value, schema: &ResourceType) {
         self.total += 1;
-        match &self.sort {
-            None => {
-                if self.total >= self.start && self.kept.len() < self.count {
-                    self.kept.push((None, r));
-                }
+        let Some((path, descending)) = &self.sort else {
+            if self.total >= self.start && self.page.len() < self.count {
+                self.page.push(r);
             }
-            Some((path, descending)) => {
-                let key = sort_value(rendered, path, schema);
-                let cap = self.start - 1 + self.count;
-                if cap == 0 {
-                    return;
+            return;
+        };
+        let capacity = self.capacity();
+        if capacity == 0 {
+            return;
+        }
+        let key = sort_value(rendered, path, schema).map(|mut k| {
+            if k.len() > SORT_KEY_BYTES {
+                let mut end = SORT_KEY_BYTES;
+                while !k.is_char_boundary(end) {
+                    end -= 1;
                 }
-                let cmp = |a: &Option<String>, b: &Option<String>| -> Ordering {
-                    // Missing values sort last in either order.
-                    match (a, b) {
-                        (None, None) => Ordering::Equal,
-                        (None, Some(_)) => Ordering::Greater,
-                        (Some(_), None) => Ordering::Less,
-                        (Some(x), Some(y)) => {
-                            if *descending {
-                                y.cmp(x)
-                            } else {
-                                x.cmp(y)
-                            }
-                        }
-                    }
-                };
-                let pos = self.kept.partition_point(|(k, _)| cmp(k, &key) != Ordering::Greater);
-                if pos < cap {
-                    self.kept.insert(pos, (key, r));
-                    self.kept.truncate(cap);
-                }
+                k.truncate(end);
             }
+            k
+        });
+        let entry = Ranked { key, descending: *descending, id: r.id };
+        if self.ranked.len() < capacity {
+            self.ranked.push(entry);
+        } else if self.ranked.peek().is_some_and(|worst| entry < *worst) {
+            self.ranked.pop();
+            self.ranked.push(entry);
         }
     }
 
-    fn page(self) -> Vec<Stored> {
-        let skip = if self.sort.is_some() { self.start - 1 } else { 0 };
-        self.kept.into_iter().skip(skip).map(|(_, r)| r).collect()
+    /// The page: its resources (unsorted), or the ids to read, in order (sorted).
+    fn finish(self) -> ScimResult<(usize, Page)> {
+        if self.sort.is_none() {
+            return Ok((self.total, Page::Resources(self.page)));
+        }
+        if self.capacity() == 0 && self.total >= self.start && self.count > 0 {
+            return Err(ScimError::bad_request(
+                crate::error::ScimType::TooMany,
+                format!(
+                    "with sortBy, startIndex + count may reach {MAX_SORTED_WINDOW} at most; narrow the filter or \
+                     list without sortBy"
+                ),
+            ));
+        }
+        let ids = self.ranked.into_sorted_vec().into_iter().skip(self.start - 1).map(|r| r.id).collect();
+        Ok((self.total, Page::Ids(ids)))
     }
+}
+
+enum Page {
+    Resources(Vec<Stored>),
+    Ids(Vec<String>),
 }
 
 /// `GET /Users`, `GET /Groups`, and `POST /Users/.search`, `POST /Groups/.search`.
@@ -228,6 +289,36 @@ fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Reply {
     )
 }
 
+/// What a listing checks before it reads anything: the window, the filter, the sort.
+pub fn check(params: &ListParams, kind: Kind) -> ScimResult<()> {
+    parse_window(params)?;
+    parsed_filter(params, kind)?;
+    parsed_sort(params)?;
+    Ok(())
+}
+
+fn parsed_filter(params: &ListParams, kind: Kind) -> ScimResult<Option<Filter>> {
+    match params.filter.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(f) => {
+            let f = filter::parse(f)?;
+            filter::validate(&f, resource_type(kind))?;
+            Ok(Some(f))
+        }
+    }
+}
+
+fn parsed_sort(params: &ListParams) -> ScimResult<Option<(String, bool)>> {
+    let Some(path) = params.sort_by.as_deref().map(str::trim).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let descending = match params.sort_order.as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+        Some(o) if o.eq_ignore_ascii_case("descending") => true,
+        Some(_) => return Err(ScimError::invalid_value("sortOrder must be 'ascending' or 'descending'")),
+    };
+    Ok(Some((path.to_string(), descending)))
+}
+
 /// One kind's matches: how many there are, and the window `[start, start + count)` rendered.
 async fn query(
     ctx: Ctx<'_>,
@@ -237,29 +328,9 @@ async fn query(
     count: usize,
 ) -> ScimResult<(usize, Vec<Value>)> {
     let schema = resource_type(kind);
-    let parsed = match params.filter.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(f) => {
-            let f = filter::parse(f)?;
-            filter::validate(&f, schema)?;
-            Some(f)
-        }
-    };
-    let sort = match params.sort_by.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(p) => {
-            let descending = match params.sort_order.as_deref().map(str::trim) {
-                None | Some("") => false,
-                Some(o) if o.eq_ignore_ascii_case("ascending") => false,
-                Some(o) if o.eq_ignore_ascii_case("descending") => true,
-                Some(_) => {
-                    return Err(ScimError::invalid_value("sortOrder must be 'ascending' or 'descending'"));
-                }
-            };
-            Some((p.to_string(), descending))
-        }
-    };
-    let mut window = Window { start, count, total: 0, sort, kept: Vec::new() };
+    let parsed = parsed_filter(params, kind)?;
+    let sort = parsed_sort(params)?;
+    let mut window = Window::new(start, count, sort);
     let render_bare = |r: &Stored| render::resource(ctx.base_url, kind, r, None);
     let matches = |f: &Option<Filter>, v: &Value| f.as_ref().is_none_or(|f| filter::matches(f, v, schema));
 
@@ -292,13 +363,37 @@ async fn query(
         }
     }
 
-    let total = window.total;
-    let page = window.page();
+    let (total, page) = window.finish()?;
+    let page = match page {
+        Page::Resources(page) => page,
+        Page::Ids(ids) => {
+            let mut found: HashMap<String, Stored> = ctx
+                .store
+                .get_resources(ctx.integration_id, kind, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
+            // A resource deleted since it was ranked is left out of the page.
+            ids.iter().filter_map(|id| found.remove(id)).collect()
+        }
+    };
     let mut resources = Vec::with_capacity(page.len());
+    // Members a /Groups page may still carry: a page ends early rather than pass it.
+    let mut member_budget = super::groups::MEMBERS_PER_RESPONSE;
     for r in &page {
         let body = match kind {
             Kind::User => super::users::reply(ctx, 200, r, &params.projection).body,
-            Kind::Group => super::groups::reply(ctx, 200, r, &params.projection).await?.body,
+            Kind::Group => {
+                let first = resources.is_empty();
+                match super::groups::list_item(ctx, r, &params.projection, member_budget, first).await? {
+                    Some((body, used)) => {
+                        member_budget = member_budget.saturating_sub(used);
+                        Some(body)
+                    }
+                    None => break,
+                }
+            }
         };
         resources.extend(body);
     }
@@ -333,6 +428,65 @@ mod tests {
         let f = filter::parse(r#"displayName eq "G""#).unwrap();
         assert_eq!(key_lookup(&f, Kind::Group), Some(("displayname".into(), "G".into())));
         assert_eq!(key_lookup(&f, Kind::User), None, "displayName is not unique for users");
+    }
+
+    fn stored(id: usize, name: &str) -> (Stored, Value) {
+        let doc = json!({"userName": name});
+        let r = Stored {
+            id: format!("{id:026}"),
+            doc: doc.as_object().unwrap().clone(),
+            version: 1,
+            created: String::new(),
+            last_modified: String::new(),
+        };
+        (r, doc)
+    }
+
+    fn run(window: &mut Window, n: usize) {
+        for i in 0..n {
+            // Names in a scrambled order: i * 7919 mod n.
+            let (r, v) = stored(i, &format!("user{:06}", (i * 7919) % n));
+            window.offer(r, &v, &USER_TYPE);
+            assert!(window.ranked.len() <= window.capacity(), "the heap never grows past the window");
+            assert!(window.page.is_empty(), "a sorted listing keeps no resources");
+        }
+    }
+
+    #[test]
+    fn a_sorted_window_keeps_only_keys_and_finds_the_right_page() {
+        let mut w = Window::new(9_990, 20, Some(("userName".into(), false)));
+        run(&mut w, 10_000);
+        let (total, Page::Ids(ids)) = w.finish().unwrap() else { panic!("sorted") };
+        assert_eq!(total, 10_000);
+        assert_eq!(ids.len(), 11, "ranks 9,990..10,000");
+        // The 9,990th name in order is user009989; its id is the i with i*7919 % n == 9989.
+        let id_of = |name: usize| (0..10_000).find(|i| (i * 7919) % 10_000 == name).unwrap();
+        assert_eq!(ids[0], format!("{:026}", id_of(9_989)));
+        assert_eq!(ids[10], format!("{:026}", id_of(9_999)));
+
+        let mut w = Window::new(1, 3, Some(("userName".into(), true)));
+        run(&mut w, 100);
+        let (_, Page::Ids(ids)) = w.finish().unwrap() else { panic!() };
+        assert_eq!(ids, [99, 98, 97].map(|n| format!("{:026}", (0..100).find(|i| (i * 7919) % 100 == n).unwrap())));
+    }
+
+    #[test]
+    fn a_window_past_the_cap_keeps_nothing_and_answers_empty_or_too_many() {
+        let mut w = Window::new(2_000_000_000, 100, Some(("userName".into(), false)));
+        run(&mut w, 1_000);
+        assert_eq!(w.ranked.len(), 0);
+        let (total, Page::Ids(ids)) = w.finish().unwrap() else { panic!() };
+        assert_eq!((total, ids.len()), (1_000, 0));
+
+        let mut w = Window::new(MAX_SORTED_WINDOW, 100, Some(("userName".into(), false)));
+        w.total = MAX_SORTED_WINDOW; // as if that many had matched
+        let err = w.finish().err().unwrap();
+        assert_eq!((err.status, err.scim_type.map(|t| t.as_str())), (400, Some("tooMany")));
+
+        let mut w = Window::new(2_000_000_000, 100, None);
+        run(&mut w, 1_000);
+        let (total, Page::Resources(page)) = w.finish().unwrap() else { panic!() };
+        assert_eq!((total, page.len()), (1_000, 0));
     }
 
     #[test]

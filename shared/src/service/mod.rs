@@ -128,6 +128,10 @@ pub(crate) fn check_limits(kind: Kind, doc: &serde_json::Map<String, Value>) -> 
     Ok(())
 }
 
+/// Largest request body accepted: 413 above it (a 1,000-member group PUT is ~100 KB; Lambda's
+/// limit is 6 MB).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
 /// Largest stored resource, in bytes of its JSON (docs/contract.md "Limits").
 pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 

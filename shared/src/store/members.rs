@@ -75,6 +75,35 @@ impl Store {
             .collect())
     }
 
+    /// At most `limit` of a group's members after the user id `after`, in user-id order, and
+    /// whether more follow: what a response shows without loading a large group whole.
+    pub async fn group_members_upto(
+        &self,
+        iid: &str,
+        group_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Member>, bool), StoreError> {
+        let pk = keys::integration_pk(iid);
+        let mut start = after.map(|u| key(pk.clone(), keys::member_sk(group_id, u)));
+        let mut members = Vec::new();
+        loop {
+            let want = (limit + 1 - members.len()).min(1000) as i32;
+            let (rows, next) = self.query_prefix(pk.clone(), keys::member_prefix(group_id), start, want).await?;
+            members.extend(rows.iter().filter_map(|r| {
+                let id = get_s(r, "user_id")?.to_string();
+                Some(Member { id, display: get_s(r, "display").map(str::to_string) })
+            }));
+            match next {
+                Some(k) if members.len() <= limit => start = Some(k),
+                _ => break,
+            }
+        }
+        let more = members.len() > limit;
+        members.truncate(limit);
+        Ok((members, more))
+    }
+
     /// Group ids a user belongs to.
     pub async fn user_groups(&self, iid: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.query_all(keys::integration_pk(iid), keys::member_of_prefix(user_id)).await?;

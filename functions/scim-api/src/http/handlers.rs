@@ -199,7 +199,7 @@ pub async fn activity_page() -> axum::response::Response {
             (header::CACHE_CONTROL, "no-store"),
             (
                 header::HeaderName::from_static("content-security-policy"),
-                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             ),
         ],
         include_str!("../activity.html"),
@@ -297,7 +297,8 @@ pub async fn groups_get(
     q: QueryParams,
     headers: HeaderMap,
 ) -> ApiResult {
-    Ok(not_modified(&headers, groups::get(ctx(&state, &scim), &id, &projection(&q)).await?))
+    let after = q.0.get("membersafter").map(String::as_str);
+    Ok(not_modified(&headers, groups::get(ctx(&state, &scim), &id, &projection(&q), after).await?))
 }
 
 pub async fn groups_replace(

@@ -1,0 +1,294 @@
+//! Hostile input and hostile configuration (docs/contract.md "Limits", "Unicode and case",
+//! "Outbound calls"): every case answers a 4xx with a SCIM error, never a 500 or a panic, and a
+//! refused request leaves the stored state as it was. The API in-process on 127.0.0.1,
+//! DynamoDB and SQS on moto, the real worker, real HTTP targets on loopback.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use idlcm::store::keys;
+use idlcm::store::provisioning::JobRow;
+use idlcm_tests::robot::Robot;
+use idlcm_tests::world::{handler, patch, user_body};
+use idlcm_tests::{Integration, Stack};
+use serde_json::{Value, json};
+
+async fn scim(stack: &Stack, i: &Integration, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    i.call(&stack.http, method, path, body).await
+}
+
+fn scim_error(v: &Value) -> (Option<&str>, &str) {
+    (v["scimType"].as_str(), v["detail"].as_str().unwrap_or_default())
+}
+
+async fn user_count(stack: &Stack, i: &Integration) -> u64 {
+    let (status, list) = scim(stack, i, "GET", "/Users?count=0", None).await;
+    assert_eq!(status, 200, "{list}");
+    list["totalResults"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn keys_with_multibyte_characters_never_panic() {
+    let stack = Stack::start().await;
+    let i = stack.create_integration("Multibyte").await;
+    let mut body = user_body("mb@example.com");
+    body["ab€"] = json!("x");
+    body["€"] = json!("y");
+    let (status, created) = scim(&stack, &i, "POST", "/Users", Some(body)).await;
+    assert_eq!(status, 201, "an unknown attribute is dropped, whatever its name: {created}");
+    assert!(created.get("ab€").is_none());
+    let id = created["id"].as_str().unwrap();
+    let ops = patch(json!([{"op": "add", "value": {"ab€": "x", "ur€": 1, "title": "Engineer"}}]));
+    let (status, patched) = scim(&stack, &i, "PATCH", &format!("/Users/{id}"), Some(ops)).await;
+    assert!(status == 200 || status == 204, "{status} {patched}");
+    let (_, user) = scim(&stack, &i, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(user["title"], "Engineer");
+    let (status, err) = scim(
+        &stack,
+        &i,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(patch(json!([{"op": "replace", "path": "ab€[", "value": 1}]))),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(scim_error(&err).0, Some("invalidPath"));
+}
+
+#[tokio::test]
+async fn oversized_resources_are_refused_before_anything_is_written() {
+    let stack = Stack::start().await;
+    let i = stack
+        .create_integration_with(json!({
+            "name": "Sizes",
+            "connector": {"type": "webhook", "url": "http://127.0.0.1:9/unused", "secret": "s"},
+            "attributes": ["userName", "title"],
+        }))
+        .await;
+
+    // 450 KB: past DynamoDB's item limit, and past ours.
+    let mut body = user_body("big@example.com");
+    body["title"] = json!("t".repeat(450 * 1024));
+    let (status, err) = scim(&stack, &i, "POST", "/Users", Some(body)).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(scim_error(&err).0, Some("invalidValue"));
+    assert!(scim_error(&err).1.contains("at most 65536 bytes"), "{err}");
+    assert_eq!(user_count(&stack, &i).await, 0, "nothing was stored");
+
+    // A body past the request limit: 413.
+    let mut body = user_body("huge@example.com");
+    body["title"] = json!("t".repeat(1100 * 1024));
+    let (status, err) = scim(&stack, &i, "POST", "/Users", Some(body)).await;
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["status"], "413");
+
+    // A user near the limit with a large mapped attribute can still be updated, and its jobs
+    // stay small: Activity shows the value cut.
+    let mut body = user_body("near@example.com");
+    body["title"] = json!("a".repeat(60 * 1024));
+    let (status, created) = scim(&stack, &i, "POST", "/Users", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let ops = patch(json!([{"op": "replace", "path": "title", "value": "b".repeat(60 * 1024)}]));
+    let (status, _) = scim(&stack, &i, "PATCH", &format!("/Users/{id}"), Some(ops)).await;
+    assert!(status == 200 || status == 204);
+    let items = stack.store().query_all(keys::integration_pk(&i.id), "JOB#".into()).await.unwrap();
+    let jobs: Vec<JobRow> = items.into_iter().map(|j| serde_dynamo::from_item(j).unwrap()).collect();
+    assert_eq!(jobs.len(), 2, "provision and update");
+    for job in &jobs {
+        let size = serde_json::to_string(job).unwrap().len();
+        assert!(size < 4 * 1024, "job row of {size} bytes");
+    }
+    let update = jobs.iter().find(|j| j.action == "update").unwrap();
+    assert!(update.after.as_deref().unwrap().contains("(61440 characters)"), "{:?}", update.after);
+
+    // A PATCH that would take the user past the limit: 400, and the user is unchanged.
+    let (_, before) = scim(&stack, &i, "GET", &format!("/Users/{id}"), None).await;
+    let ops = patch(json!([{"op": "add", "path": "nickName", "value": "n".repeat(10 * 1024)}]));
+    let (status, err) = scim(&stack, &i, "PATCH", &format!("/Users/{id}"), Some(ops)).await;
+    assert_eq!((status, scim_error(&err).0), (400, Some("invalidValue")), "{err}");
+    let (_, after) = scim(&stack, &i, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn composed_and_decomposed_names_are_one_user_and_filters_agree() {
+    let stack = Stack::start().await;
+    let i = stack.create_integration("Unicode").await;
+    let composed = "jos\u{e9}@example.com";
+    let decomposed = "jose\u{301}@example.com";
+    let (status, created) = scim(&stack, &i, "POST", "/Users", Some(user_body(composed))).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, err) = scim(&stack, &i, "POST", "/Users", Some(user_body(decomposed))).await;
+    assert_eq!((status, scim_error(&err).0), (409, Some("uniqueness")), "{err}");
+    assert_eq!(user_count(&stack, &i).await, 1);
+
+    let filter = |name: &str| format!("/Users?filter={}", urlencoding::encode(&format!("userName eq \"{name}\"")));
+    let (_, found) = scim(&stack, &i, "GET", &filter(&decomposed.to_uppercase()), None).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+    // A filter the key lookup does not serve (a substring) folds the same way.
+    let co = format!("/Users?filter={}", urlencoding::encode("userName co \"JOSE\u{301}\""));
+    let (_, found) = scim(&stack, &i, "GET", &co, None).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+
+    // Titlecase letters fold like their upper and lower case.
+    let (status, _) = scim(&stack, &i, "POST", "/Users", Some(user_body("\u{1c5}emal@example.com"))).await;
+    assert_eq!(status, 201);
+    let (status, err) = scim(&stack, &i, "POST", "/Users", Some(user_body("\u{1c4}EMAL@example.com"))).await;
+    assert_eq!((status, scim_error(&err).0), (409, Some("uniqueness")), "{err}");
+    let (_, found) = scim(&stack, &i, "GET", &filter("\u{1c6}emal@example.com"), None).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+}
+
+#[tokio::test]
+async fn a_sorted_listing_far_past_the_end_is_an_empty_page() {
+    let stack = Stack::start().await;
+    let i = stack.create_integration("Sorted").await;
+    for n in 0..3 {
+        let (status, _) = scim(&stack, &i, "POST", "/Users", Some(user_body(&format!("u{n}@example.com")))).await;
+        assert_eq!(status, 201);
+    }
+    let (status, page) = scim(&stack, &i, "GET", "/Users?sortBy=userName&startIndex=2000000000", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!((page["totalResults"].as_u64(), page["Resources"].as_array().map(Vec::len)), (Some(3), Some(0)));
+    let (_, page) =
+        scim(&stack, &i, "GET", "/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=1", None).await;
+    assert_eq!(page["Resources"][0]["userName"], "u1@example.com", "{page}");
+    let (status, err) = scim(&stack, &i, "GET", "/Users?sortBy=userName&startIndex=49999&count=5", None).await;
+    assert_eq!(status, 200, "fewer matches than startIndex: an empty page, not an error: {err}");
+    let (_, spc) = scim(&stack, &i, "GET", "/ServiceProviderConfig", None).await;
+    let limits = &spc[idlcm::service::discovery::LIMITS];
+    assert_eq!(limits["maxSortedWindow"], 50_000, "{spc}");
+    assert_eq!(limits["maxResourceBytes"], 65_536);
+    assert_eq!(limits["listMembersPerGroup"], 1_000);
+}
+
+/// Saving each bad connector answers 400 naming the field; nothing is stored.
+#[tokio::test]
+async fn bad_connectors_are_refused_when_saved() {
+    let stack = Stack::start().await;
+    let http = |base_url: &str, path: &str| {
+        json!({"name": "Bad", "connector": {"type": "http", "base_url": base_url,
+            "operations": {"provision": {"method": "POST", "path": path}}}})
+    };
+    let webhook = |url: &str| json!({"name": "Bad", "connector": {"type": "webhook", "url": url, "secret": "s"}});
+    let (_, before) = stack.admin("GET", "/integrations", None).await;
+    for (config, field, why) in [
+        (http("file:///etc/passwd", "/users"), "connector.base_url", "scheme must be https"),
+        (http("http://169.254.169.254", "/latest/meta-data/"), "connector.base_url", "plain http"),
+        (http("https://169.254.169.254", "/latest/meta-data/"), "connector.base_url", "link-local"),
+        (http("https://[fd00:ec2::254]", "/"), "connector.base_url", "metadata"),
+        (http("https://10.0.0.8", "/users"), "connector.base_url", "allow_private_network"),
+        (http("https://app.example.com", "/users/{{ user.userName"), "connector.operations.provision.path", ""),
+        (webhook("http://robot.example.com/hook"), "connector.url", "plain http"),
+        (webhook("https://user:pw@robot.example.com/hook"), "connector.url", "credentials"),
+        (webhook("https://localhost./hook"), "connector.url", ""),
+    ] {
+        let (status, err) = stack.admin("POST", "/integrations", Some(config.clone())).await;
+        let detail = err["detail"].as_str().unwrap_or_default();
+        if field == "connector.url" && why.is_empty() {
+            // https to localhost is loopback: allowed on this local stack, named literally.
+            assert_eq!(status, 201, "{err}");
+            continue;
+        }
+        assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidValue")), "{config}: {err}");
+        assert!(detail.starts_with(&format!("{field}: ")), "{config}: {detail}");
+        assert!(detail.contains(why), "{config}: {detail}");
+    }
+    // A private app, allowed explicitly.
+    let mut private = http("https://10.0.0.8", "/users");
+    private["allow_private_network"] = json!(true);
+    let (status, err) = stack.admin("POST", "/integrations", Some(private)).await;
+    assert_eq!(status, 201, "{err}");
+    let (_, after) = stack.admin("GET", "/integrations", None).await;
+    assert_eq!(after["items"].as_array().unwrap().len(), before["items"].as_array().unwrap().len() + 2);
+}
+
+/// A DNS name that resolves, when the job runs, to loopback or the metadata address fails the
+/// job with a clear error, and nothing reaches the address.
+#[tokio::test]
+async fn a_name_resolving_to_loopback_or_metadata_at_call_time_fails_the_job() {
+    let robot = Robot::start().await;
+    let port = robot.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_string();
+    let stack = Stack::start().await;
+    for (name, ip, why) in [
+        ("rebind.idlcm.test", "127.0.0.1", "loopback address reached through DNS"),
+        ("metadata.idlcm.test", "169.254.169.254", "link-local or instance metadata"),
+    ] {
+        // Saved while the name does not resolve (it never does here): accepted.
+        let i = stack
+            .create_integration_with(json!({
+                "name": name,
+                "connector": {"type": "webhook", "url": format!("https://{name}:{port}/hook"), "secret": "s"},
+            }))
+            .await;
+        let (status, _) = scim(&stack, &i, "POST", "/Users", Some(user_body("dns@example.com"))).await;
+        assert_eq!(status, 201);
+        let mut worker = stack.worker();
+        let ip: IpAddr = ip.parse().unwrap();
+        worker.http = idlcm::connector::OutboundClients::with_hosts(true, &[(name, ip)]);
+        stack.event_source().run_until(handler(Arc::new(worker)), || async { true }, Duration::from_secs(30)).await;
+        let items = stack.store().query_all(keys::integration_pk(&i.id), "JOB#".into()).await.unwrap();
+        let job: JobRow = serde_dynamo::from_item(items.into_iter().next().expect("a job")).unwrap();
+        assert_eq!(job.status, "failed", "{job:?}");
+        let error = job.error.unwrap_or_default();
+        assert!(error.contains("refused by the outbound rule") && error.contains(why), "{error}");
+        assert!(error.contains(name), "{error}");
+    }
+    assert!(robot.received().is_empty(), "nothing reached the loopback listener");
+}
+
+#[tokio::test]
+async fn admin_reads_hide_literal_credentials_in_headers_and_keep_them_on_save() {
+    let stack = Stack::start().await;
+    let config = json!({"name": "Headers", "connector": {"type": "http", "base_url": "https://app.example.com",
+        "headers": {"Authorization": "Bearer abcdef0123456789literal", "X-Api-Key": "{{ secret }}",
+                    "X-Tenant": "acme", "X-Trace": "a1b2c3d4e5f6a7b8c9d0e1f2"},
+        "secret": "s3cret",
+        "operations": {"provision": {"method": "POST", "path": "/users"}}}});
+    let i = stack.create_integration_with(config).await;
+    let (status, shown) = stack.admin("GET", &format!("/integrations/{}", i.id), None).await;
+    assert_eq!(status, 200);
+    let headers = &shown["config"]["connector"]["headers"];
+    assert_eq!(headers["Authorization"], "***");
+    assert_eq!(headers["X-Api-Key"], "{{ secret }}");
+    assert_eq!(headers["X-Tenant"], "acme");
+    assert_eq!(headers["X-Trace"], "***");
+    assert_eq!(shown["config"]["connector"]["secret"], "***");
+    assert!(!shown.to_string().contains("abcdef0123456789literal"));
+
+    // What GET showed, saved back: the stored values stay.
+    let mut edited = shown["config"].clone();
+    edited["name"] = json!("Headers 2");
+    let (status, err) = stack.admin("PUT", &format!("/integrations/{}", i.id), Some(edited)).await;
+    assert_eq!(status, 200, "{err}");
+    let stored = stack.store().get_integration(&i.id).await.unwrap().unwrap().config_json();
+    assert_eq!(stored["connector"]["headers"]["Authorization"], "Bearer abcdef0123456789literal");
+    assert_eq!(stored["connector"]["secret"], "s3cret");
+    assert_eq!(stored["name"], "Headers 2");
+}
+
+#[tokio::test]
+async fn callbacks_answer_alike_for_unknown_and_known_integrations() {
+    let stack = Stack::start().await;
+    let i = stack.create_integration("Callbacks").await;
+    let post = |iid: String| {
+        let http = stack.http.clone();
+        let url = format!("{}/callbacks/{iid}/jobs/j-1", stack.api_url);
+        async move {
+            let resp = http
+                .post(url)
+                .header("x-idlcm-signature", "t=1,v1=00")
+                .body(r#"{"job_id":"j-1","status":"succeeded"}"#)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let known = post(i.id.clone()).await;
+    let unknown = post("01hzzzzzzzzzzzzzzzzzzzzzzz".into()).await;
+    assert_eq!(known.0, 401);
+    assert_eq!(known, unknown);
+}
