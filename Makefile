@@ -14,7 +14,7 @@ test:
 	infra/test.sh
 
 # Benchmarks against the emulator: activity listing with 100,000 jobs stored; role-group
-# rename answer time at 10, 1,000 and 10,000 members.
+# rename answer time at 10, 1,000 and 10,000 members; listing at 20,000 users.
 bench:
 	infra/bench.sh
 

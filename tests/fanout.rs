@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use idlcm::store::keys;
 use idlcm::worker::Delivery;
-use idlcm_tests::world::{DEMO_KEY, World, handler, patch, user_body};
+use idlcm_tests::world::{DEMO_KEY, World, handler, patch};
 use idlcm_tests::{batch_put, demo_integration};
 use serde_json::{Value, json};
 
@@ -18,9 +18,8 @@ use serde_json::{Value, json};
 async fn seed_members(w: &World, gid: &str, group: &str, n: usize) -> Vec<String> {
     use idlcm::assignment::effective::effective;
     use idlcm::integration::IntegrationConfig;
-    use idlcm::scim::{resource::normalise, schema::USER_TYPE};
     use idlcm::store::provisioning::{AppliedRow, AssignRow, assignment_json};
-    use idlcm::store::resources::{Kind, Stored};
+    use idlcm::store::resources::Kind;
     use idlcm::store::{key, s};
 
     let cfg = IntegrationConfig::from_json(demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
@@ -29,14 +28,7 @@ async fn seed_members(w: &World, gid: &str, group: &str, n: usize) -> Vec<String
     let (mut ids, mut items) = (Vec::with_capacity(n), Vec::new());
     for i in 0..n {
         let email = format!("member{i:05}@example.com");
-        let doc = normalise(&USER_TYPE, user_body(&email)).unwrap();
-        let stored = Stored {
-            id: ulid::Ulid::new().to_string(),
-            doc,
-            version: 1,
-            created: now.clone(),
-            last_modified: now.clone(),
-        };
+        let stored = idlcm_tests::world::stored_user(&email, &now);
         let desired = effective(&stored.doc, &[group.to_lowercase()], &cfg);
         let created: Value = w
             .stack

@@ -354,23 +354,15 @@ async fn a_thousand_member_patch_provisions_everyone() {
 async fn seed_users(w: &World, n: usize) -> Vec<String> {
     use idlcm::assignment::effective::effective;
     use idlcm::integration::IntegrationConfig;
-    use idlcm::scim::{resource::normalise, schema::USER_TYPE};
     use idlcm::store::provisioning::AssignRow;
-    use idlcm::store::resources::{Kind, Stored};
+    use idlcm::store::resources::Kind;
 
     let cfg = IntegrationConfig::from_json(demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
     let now = idlcm::service::now();
     let mut ids = Vec::with_capacity(n);
     let mut items = Vec::new();
     for i in 0..n {
-        let doc = normalise(&USER_TYPE, user_body(&format!("bulk{i:04}@example.com"))).unwrap();
-        let stored = Stored {
-            id: ulid::Ulid::new().to_string(),
-            doc,
-            version: 1,
-            created: now.clone(),
-            last_modified: now.clone(),
-        };
+        let stored = idlcm_tests::world::stored_user(&format!("bulk{i:04}@example.com"), &now);
         items.extend(stored.items(&w.scim.id, Kind::User).unwrap());
         let desired = effective(&stored.doc, &[], &cfg);
         items.push(serde_dynamo::to_item(AssignRow::new(&w.scim.id, &stored.id, Some(&desired), 1, &now)).unwrap());

@@ -20,6 +20,19 @@ pub fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
+/// A user as the API would store it (for seeding thousands with `batch_put`, without
+/// thousands of transactions on the emulator).
+pub fn stored_user(name: &str, now: &str) -> idlcm::store::resources::Stored {
+    let doc = idlcm::scim::resource::normalise(&idlcm::scim::schema::USER_TYPE, user_body(name)).expect("a user");
+    idlcm::store::resources::Stored {
+        id: ulid::Ulid::new().to_string(),
+        doc,
+        version: 1,
+        created: now.to_string(),
+        last_modified: now.to_string(),
+    }
+}
+
 pub fn user_body(name: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

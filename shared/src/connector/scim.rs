@@ -504,5 +504,8 @@ mod tests {
         );
         assert!(RolePlacement::parse(Some("urn:x:")).is_err());
         assert!(RolePlacement::parse(Some("")).is_err());
+        // Multibyte names never slice inside a character (this panicked the worker's batches).
+        assert_eq!(RolePlacement::parse(Some("ab€")).unwrap(), RolePlacement::TopLevel("ab€".into()));
+        assert_eq!(RolePlacement::parse(Some("ur€")).unwrap(), RolePlacement::TopLevel("ur€".into()));
     }
 }

@@ -412,6 +412,9 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
 
 /// `GET /Groups/{id}`; `members_after` (`?membersAfter=`) pages a large group's members.
 pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection, members_after: Option<&str>) -> ScimResult<Reply> {
+    if members_after.is_some_and(|m| !crate::store::keys::is_resource_id(m)) {
+        return Err(ScimError::invalid_value("membersAfter must be a member id, as a 'next' link gives it"));
+    }
     let r = load(ctx, id).await?;
     reply_page(ctx, 200, &r, projection, members_after).await
 }

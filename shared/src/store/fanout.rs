@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Up
 use serde::{Deserialize, Serialize};
 
 use super::provisioning::{RequestRow, from_item};
-use super::{Item, Store, StoreError, key, keys, n, s};
+use super::{Store, StoreError, key, keys, n, s};
 
 /// What a fan-out does to each member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,11 +144,8 @@ impl Store {
         after: Option<&str>,
         limit: i32,
     ) -> Result<(Vec<String>, bool), StoreError> {
-        let pk = keys::integration_pk(iid);
-        let start: Option<Item> = after.map(|u| key(pk.clone(), keys::member_sk(group_id, u)));
-        let (items, next) = self.query_prefix(pk, keys::member_prefix(group_id), start, limit).await?;
-        let ids = items.iter().filter_map(|i| super::get_s(i, "user_id").map(str::to_string)).collect();
-        Ok((ids, next.is_some()))
+        let (members, more) = self.group_members_upto(iid, group_id, after, limit.max(0) as usize).await?;
+        Ok((members.into_iter().map(|m| m.id).collect(), more))
     }
 
     /// Reserves `count` job numbers on a request; returns the first.
