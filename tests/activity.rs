@@ -226,6 +226,7 @@ async fn the_activity_page_is_served_self_contained() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "the page cannot be framed (clickjacking): {csp}");
     let html = resp.text().await.unwrap();
     assert!(html.contains("<label for=\"token\">Admin token</label>"));
     assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");

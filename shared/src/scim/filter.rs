@@ -1491,6 +1491,9 @@ mod tests {
         assert_eq!(value("externalId eq 007"), json!("007"));
         assert_eq!(value("x eq 2011-05-13"), json!("2011-05-13"));
         assert_eq!(value("x eq 1e999"), json!("1e999"));
+        // Numbers parse to the nearest f64, so they print back to the same value.
+        let f = parse("x ge -11e32").unwrap();
+        assert_eq!(parse(&f.to_string()).unwrap(), f, "{f}");
         assert_eq!(value("x eq not"), json!("not"));
         assert_eq!(
             p("(externalId eq jyoung) and userName sw a"),
