@@ -37,7 +37,8 @@ for target in "${TARGETS[@]}"; do
     status=1
   fi
   runs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)"
-  cov="$(grep -E '#[0-9]+ +DONE' "$log" | sed -E 's/.*cov: ([0-9]+).*/\1/' | tail -n 1 || true)"
+  # The last status line's coverage (edges): "#<n>	DONE   cov: <edges> ft: …".
+  cov="$(grep -E 'cov: [0-9]+' "$log" | tail -n 1 | sed -E 's/.*cov: ([0-9]+).*/\1/' || true)"
   corpus="$(find "fuzz/corpus/$target" -type f | wc -l)"
   say "$target: ${runs:-?} executions, coverage ${cov:-?} edges, corpus $corpus inputs: $result"
   cargo fuzz cmin -O "$target" "fuzz/corpus/$target" >"$LOG_DIR/$target.cmin.log" 2>&1 || true
