@@ -4,8 +4,9 @@
 //!
 //! Each function panics on a bug: a panic of the code under test, a 5xx answer to client
 //! input, or a broken property:
-//! - `filter`: a filter that parses prints as text that parses to the same tree, and
-//!   evaluates against a user and a group without panicking;
+//! - `filter`: a filter that parses prints as text that parses to the same tree (when that
+//!   text is within the length limit), and evaluates against a user and a group without
+//!   panicking;
 //! - `patch`: a PATCH applied to a user or a group yields a document that normalises, or a 4xx;
 //! - `resource`: normalising is idempotent, and its errors are 4xx;
 //! - `request`: a request body, as the handler behind a route checks it before any AWS call
@@ -63,7 +64,11 @@ pub fn filter(data: &[u8]) {
     client_error("filter", &text, &parsed);
     if let Ok(f) = parsed {
         let shown = f.to_string();
+        // Printing escapes control characters (`\u0000`), so the text of a filter near the
+        // length limit may print past it (found by fuzzing): the round trip holds below it.
+        let fits = shown.chars().count() <= filter::MAX_FILTER_LEN;
         match filter::parse(&shown) {
+            Err(_) if !fits => {}
             Ok(again) => assert_eq!(again, f, "{text:?} prints as {shown:?}, which parses to another tree"),
             Err(e) => panic!("{text:?} prints as {shown:?}, which does not parse: {}", e.detail),
         }

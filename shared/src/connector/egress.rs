@@ -362,6 +362,10 @@ mod tests {
             ("http://169.254.169.254/latest/meta-data/", "plain http"),
             ("https://169.254.169.254/latest/meta-data/", "link-local"),
             ("https://[fd00:ec2::254]/", "metadata"),
+            // The URL parser reads numeric hosts as IPv4, as browsers do.
+            ("https://2852039166/", "link-local"),
+            ("https://0xa9.0xfe.0xa9.0xfe/", "link-local"),
+            ("https://[::ffff:a9fe:a9fe]/", "link-local"),
             ("https://10.0.0.5/", "allow_private_network"),
             ("http://app.example.com/", "plain http"),
             ("https://user:pw@app.example.com/", "credentials"),
