@@ -8,9 +8,9 @@ use super::list::MAX_RESULTS;
 use crate::error::{ScimError, ScimResult};
 use crate::scim::schema::{self, ALL_SCHEMAS, GROUP_TYPE, LIST_RESPONSE, USER_TYPE};
 
-/// The `/ServiceProviderConfig` key of idlcm's limits.
-pub const LIMITS: &str = "urn:idlcm:params:scim:api:2.0:Limits";
-
+/// RFC 7643 §5's attributes only: strict SCIM clients (scim2-tester's models among them)
+/// refuse any other key here, so idlcm's other limits are documented (docs/contract.md
+/// "Limits"), not served.
 pub fn service_provider_config(base_url: &str) -> Reply {
     Reply::json(
         200,
@@ -22,14 +22,6 @@ pub fn service_provider_config(base_url: &str) -> Reply {
             "filter": { "supported": true, "maxResults": MAX_RESULTS },
             "changePassword": { "supported": false },
             "sort": { "supported": true },
-            // What this server refuses or pages (docs/contract.md "Limits").
-            (LIMITS): {
-                "maxRequestBytes": super::MAX_REQUEST_BYTES,
-                "maxResourceBytes": super::MAX_RESOURCE_BYTES,
-                "maxSortedWindow": super::list::MAX_SORTED_WINDOW,
-                "membersPerResponse": super::groups::MEMBERS_PER_RESPONSE,
-                "listMembersPerGroup": super::groups::LIST_MEMBERS_PER_GROUP,
-            },
             "etag": { "supported": true },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
