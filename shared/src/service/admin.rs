@@ -12,22 +12,24 @@ use crate::store::integrations::IntegrationRecord;
 /// Checks an integration configuration (docs/contract.md "Integration configuration"); returns its name and the JSON to store
 /// (as given: keys added by later versions keep their meaning).
 pub fn validate_config(body: Value) -> ScimResult<(String, Value)> {
+    parse_config(&body).map(|cfg| (cfg.name.trim().to_string(), body))
+}
+
+fn parse_config(body: &Value) -> ScimResult<IntegrationConfig> {
     if !body.is_object() {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     }
-    let cfg = IntegrationConfig::from_json(body.clone())?;
-    Ok((cfg.name.trim().to_string(), body))
+    IntegrationConfig::from_json(body.clone())
 }
 
 /// [`validate_config`], then what only a save checks (docs/contract.md "Outbound calls"): the
 /// connector's URLs against the egress rule, DNS names by what they resolve to now, and its
 /// templates compiled. Each fault is a 400 naming the field (`connector.base_url: …`).
 pub async fn check_config(body: Value, loopback: bool) -> ScimResult<(String, Value)> {
-    let (name, config) = validate_config(body)?;
-    let cfg = IntegrationConfig::from_json(config.clone())?;
+    let cfg = parse_config(&body)?;
     let policy = crate::connector::Policy { loopback, private: cfg.allow_private_network };
     crate::connector::check_for_save(&cfg.connector, policy).await.map_err(ScimError::invalid_value)?;
-    Ok((name, config))
+    Ok((cfg.name.trim().to_string(), body))
 }
 
 /// `POST /admin/integrations`: the token is returned here once and stored only as a hash.

@@ -16,6 +16,12 @@ pub struct Member {
     pub display: Option<String>,
 }
 
+/// A member row as a [`Member`].
+fn member(row: &super::Item) -> Option<Member> {
+    let id = get_s(row, "user_id")?.to_string();
+    Some(Member { id, display: get_s(row, "display").map(str::to_string) })
+}
+
 impl Store {
     /// The two puts that make `user_id` a member of `group_id`; `display` is kept as the
     /// client sent it and returned as is.
@@ -66,13 +72,7 @@ impl Store {
     /// A group's members, in user-id order.
     pub async fn group_members(&self, iid: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
         let rows = self.query_all(keys::integration_pk(iid), keys::member_prefix(group_id)).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let id = get_s(r, "user_id")?.to_string();
-                Some(Member { id, display: get_s(r, "display").map(str::to_string) })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(member).collect())
     }
 
     /// At most `limit` of a group's members after the user id `after`, in user-id order, and
@@ -90,10 +90,7 @@ impl Store {
         loop {
             let want = (limit + 1 - members.len()).min(1000) as i32;
             let (rows, next) = self.query_prefix(pk.clone(), keys::member_prefix(group_id), start, want).await?;
-            members.extend(rows.iter().filter_map(|r| {
-                let id = get_s(r, "user_id")?.to_string();
-                Some(Member { id, display: get_s(r, "display").map(str::to_string) })
-            }));
+            members.extend(rows.iter().filter_map(member));
             match next {
                 Some(k) if members.len() <= limit => start = Some(k),
                 _ => break,
