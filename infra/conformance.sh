@@ -41,12 +41,17 @@ trap 'rm -f "$output"' EXIT
 
 echo "conformance: scim2 --url $url test (scim2-tester $("$ROOT/.venv/scim/bin/python" -c \
   'import importlib.metadata as m; print(m.version("scim2-tester"))'))"
-status=0
-# -v adds the server's response to the reason of a failed check.
-SCIM_CLI_HEADERS="Authorization: Bearer $token" NO_COLOR=1 \
-  "$scim2" --url "$url" test -v >"$output" 2>&1 </dev/null || status=$?
+# One scim2 run, judged; exit 0 passed, 1 failed, 3 failed only with the emulator's own error.
+run_and_judge() {
+  local status=0
+  # -v adds the server's response to the reason of a failed check.
+  SCIM_CLI_HEADERS="Authorization: Bearer $token" NO_COLOR=1 \
+    "$scim2" --url "$url" test -v >"$output" 2>&1 </dev/null || status=$?
+  judge "$status"
+}
 
-"$ROOT/.venv/scim/bin/python" - "$output" "$status" "$allowed_file" "$fail_on" <<'EOF'
+judge() {
+"$ROOT/.venv/scim/bin/python" - "$output" "$1" "$allowed_file" "$fail_on" <<'EOF'
 import re
 import sys
 from pathlib import Path
@@ -57,6 +62,10 @@ fail_statuses = set(fail_on.split())
 STATUSES = ("SUCCESS", "COMPLIANT", "ACCEPTABLE", "DEVIATION", "ERROR", "CRITICAL", "SKIPPED")
 RESULT = re.compile(rf"^({'|'.join(STATUSES)}) (\S.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# cargo lambda's emulator (1.9.2) answers its own plain-text 500 when it loses the function's
+# answer (docs/local-stack.md, "Known emulator fault"); the API's own errors, panics included,
+# are always application/scim+json.
+EMULATOR_500 = "Unexpected content type: text/plain"
 
 allowed = {}
 for line in Path(allowed_path).read_text(encoding="utf-8").splitlines():
@@ -109,12 +118,25 @@ if stale:
 
 if not results:
     print(f"conformance: FAILED: scim2 test gave no check results (exit status {tool_status}); its output is above")
-    sys.exit(1)
+    sys.exit(3 if any(EMULATOR_500 in line for line in preamble) else 1)
 if tool_status not in (0, 1):
     print(f"conformance: FAILED: scim2 test crashed (exit status {tool_status}); its output is above")
     sys.exit(1)
 if failed:
     print(f"conformance: FAILED: {len(failed)} failed check(s) not in {Path(allowed_path).name}: {', '.join(sorted(set(failed)))}")
-    sys.exit(1)
+    emulator = [r for r in results if r[1] in failed and EMULATOR_500 in " ".join(r[2])]
+    sys.exit(3 if len(emulator) == len(failed) else 1)
 print(f"conformance: passed ({len(allowed_failed)} allowed failure(s))")
 EOF
+}
+
+status=0
+run_and_judge || status=$?
+if [[ $status -eq 3 ]]; then
+  # About one large answer in 200 (docs/local-stack.md): the checks run once more, and the
+  # first run's failure stays in the log above.
+  echo "conformance: every failure was the emulator's plain-text 500, not the API's: running once more"
+  status=0
+  run_and_judge || status=$?
+fi
+[[ $status -eq 0 ]] || exit 1

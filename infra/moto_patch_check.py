@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Checks that infra/moto_server.py's GSI query path (fix 4 in its docstring) answers exactly
-as moto's own code: the same random table, writes and index queries (every key condition
+"""Checks that infra/moto_server.py's GSI query path (fix 4 in its docstring) and its
+transaction rollback (fix 1) answer exactly as moto's own code: the same random table, writes and index queries (every key condition
 operator, both directions, Limit, FilterExpression, pagination with ExclusiveStartKey; puts,
 deletes, UpdateItem SET/REMOVE of the index keys and TransactWriteItems between queries) go
 to a patched and a plain moto, and every page must be identical, LastEvaluatedKey and
@@ -97,7 +97,42 @@ def run(seed, patched, plain):
                 for u in updates[:3]:
                     c.update_item(TableName=name, **u)
                 c.transact_write_items(TransactItems=[{"Update": dict(u, TableName=name)} for u in updates[3:]])
+            # A cancelled transaction (fix 1: the undo log instead of a table copy) leaves every
+            # item as it was: puts of new and existing items, updates and deletes, then a check
+            # that fails; and one that names an item twice (a validation error).
+            rows = [{"pk": {"S": f"P{rnd.randint(0, 5)}"}, "sk": {"S": f"s{rnd.randint(0, 320):05d}"}}
+                    for _ in range(4)]
+            rows = [dict(r) for r in {(r["pk"]["S"], r["sk"]["S"]): r for r in rows}.values()]
+            actions = [{"Put": {"TableName": name, "Item": dict(rows[0], v={"N": "-1"}, gpk={"S": "G0"},
+                                                                    gsk={"S": "k000"})}}]
+            actions += [{"Update": {"TableName": name, "Key": r, "UpdateExpression": "SET v = :v",
+                                    "ExpressionAttributeValues": {":v": {"N": "-2"}}}} for r in rows[1:-1]]
+            actions += [{"Delete": {"TableName": name, "Key": rows[-1]}}] if len(rows) > 1 else []
+            missing = {"pk": {"S": "P9"}, "sk": {"S": f"absent{round_}"}}
+            doubled = actions + [{"Delete": {"TableName": name, "Key": rows[0]}}]
+            for c in clients:
+                for items in (actions + [{"ConditionCheck": {"TableName": name, "Key": missing,
+                                                             "ConditionExpression": "attribute_exists(pk)"}}],
+                              doubled):
+                    try:
+                        c.transact_write_items(TransactItems=items)
+                    except c.exceptions.ClientError:
+                        pass
+            if scan_all(patched, name) != scan_all(plain, name):
+                print(f"moto-patch-check: seed {seed}, round {round_}: a cancelled transaction left "
+                      "the tables different", file=sys.stderr)
+                return False
     return True
+
+
+def scan_all(c, name):
+    items, kwargs = [], {}
+    while True:
+        page = c.scan(TableName=name, ConsistentRead=True, **kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def main():
@@ -106,7 +141,8 @@ def main():
     for seed in range(1, seeds + 1):
         if not run(seed, patched, plain):
             return 1
-    print(f"moto-patch-check: GSI queries identical to moto's own in {seeds} x 100 query series")
+    print(f"moto-patch-check: GSI queries and cancelled transactions identical to moto's own in "
+          f"{seeds} x 100 query series")
     return 0
 
 
