@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::assignment::roles::{Catalog, RoleDef, RolesMode};
 use crate::connector::ConnectorConfig;
 use crate::error::{ScimError, ScimResult};
 
@@ -52,6 +53,17 @@ pub struct RolesConfig {
     /// The role of a user with neither an explicit role nor a role-mapped group.
     #[serde(default)]
     pub default: Option<String>,
+    /// The app's roles and their priorities (docs/contract.md "App roles (catalog)"). Empty:
+    /// the group mappings' roles form it, and explicit values outside it are still accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<RoleDef>,
+    /// `highest` (default): the connector gets the highest role; `all`: every role held.
+    #[serde(default, skip_serializing_if = "is_highest")]
+    pub mode: RolesMode,
+}
+
+fn is_highest(mode: &RolesMode) -> bool {
+    *mode == RolesMode::Highest
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +108,55 @@ impl RolesConfig {
     pub fn is_role_group(&self, display_name: &str) -> bool {
         self.group_role(display_name).is_some()
     }
+
+    /// The catalog the role rule ranks by (the configured one, else the group mappings').
+    pub fn catalog(&self) -> Catalog<'_> {
+        let group_roles: Vec<(&str, i64)> = self.groups.iter().map(|g| (g.role.as_str(), g.priority)).collect();
+        Catalog::new(&self.catalog, &group_roles, self.default.as_deref())
+    }
+
+    /// The attribute explicit roles come from: the configured one; with a catalog and none
+    /// configured, the core `roles`.
+    pub fn explicit_attribute(&self) -> Option<&str> {
+        self.attribute.as_deref().or((!self.catalog.is_empty()).then_some("roles"))
+    }
+
+    /// With a configured catalog: values unique (as text folds), and every group mapping's role
+    /// and the default in it.
+    fn check(&self) -> ScimResult<()> {
+        fn fold(v: &str) -> std::borrow::Cow<'_, str> {
+            crate::scim::text::fold(v, false)
+        }
+        for (i, r) in self.catalog.iter().enumerate() {
+            if r.value.trim().is_empty() || r.value.chars().count() > 200 {
+                return Err(ScimError::invalid_value(format!(
+                    "roles.catalog[{i}].value: a non-empty string of at most 200 characters"
+                )));
+            }
+            if self.catalog[..i].iter().any(|o| fold(&o.value) == fold(&r.value)) {
+                return Err(ScimError::invalid_value(format!(
+                    "roles.catalog[{i}].value: '{}' is listed twice",
+                    r.value
+                )));
+            }
+        }
+        if self.catalog.is_empty() {
+            return Ok(());
+        }
+        let known = |v: &str| self.catalog.iter().any(|r| fold(&r.value) == fold(v));
+        for (i, g) in self.groups.iter().enumerate() {
+            if !known(&g.role) {
+                return Err(ScimError::invalid_value(format!(
+                    "roles.groups[{i}].role: '{}' is not in roles.catalog",
+                    g.role
+                )));
+            }
+        }
+        if let Some(d) = self.default.as_deref().filter(|d| !known(d)) {
+            return Err(ScimError::invalid_value(format!("roles.default: '{d}' is not in roles.catalog")));
+        }
+        Ok(())
+    }
 }
 
 impl IntegrationConfig {
@@ -119,6 +180,7 @@ impl IntegrationConfig {
                 return Err(ScimError::invalid_value("each roles.groups entry needs a 'group' and a 'role'"));
             }
         }
+        cfg.roles.check()?;
         if cfg.callback_timeout_seconds.is_some_and(|t| !(1..=7 * 24 * 3600).contains(&t)) {
             return Err(ScimError::invalid_value("'callback_timeout_seconds' must be between 1 and 604800 (7 days)"));
         }

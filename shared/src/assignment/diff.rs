@@ -23,6 +23,9 @@ pub fn diff(before: Option<&Assignment>, after: Option<&Assignment>) -> Option<C
         if a.and_then(|x| x.role.as_ref()) != b.and_then(|x| x.role.as_ref()) {
             out.push("role".to_string());
         }
+        if a.map_or(&[][..], |x| &x.roles[..]) != b.map_or(&[][..], |x| &x.roles[..]) {
+            out.push("roles".to_string());
+        }
         let empty = Default::default();
         let (aa, ba) = (a.map_or(&empty, |x| &x.attributes), b.map_or(&empty, |x| &x.attributes));
         let mut names: Vec<&String> = aa.keys().chain(ba.keys()).collect();
@@ -57,6 +60,7 @@ mod tests {
             active,
             role: role.map(String::from),
             attributes: [("email".to_string(), json!(email))].into_iter().collect(),
+            ..Default::default()
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::Assignment;
-use crate::integration::IntegrationConfig;
+use super::{Assignment, roles};
+use crate::integration::{IntegrationConfig, RolesConfig};
 use crate::scim::filter::{self, PatchPath};
 use crate::scim::schema::USER_TYPE;
 
@@ -45,49 +45,101 @@ pub fn extract(doc: &Map<String, Value>, path: &str) -> Option<Value> {
     (!v.is_null()).then_some(v)
 }
 
-/// An explicit role from the configured attribute. For core `roles`, the element's `value`
-/// (Entra may nest a JSON document there); empty strings are no role.
-fn explicit_role(doc: &Map<String, Value>, attribute: &str) -> Option<String> {
-    let v = extract(doc, attribute)?;
-    let v = match v {
-        Value::Object(o) => get_ci(&o, "value")?.clone(),
-        other => other,
+/// The values at a SCIM attribute path, every element of a multi-valued attribute (those its
+/// filter selects, if any), where [`extract`] gives one.
+fn extract_all(doc: &Map<String, Value>, path: &str) -> Vec<Value> {
+    let Ok(PatchPath { path: attr_path, filter, sub }) = filter::parse_patch_path(path) else {
+        return Vec::new();
     };
-    let s = match v {
-        Value::String(s) => s,
-        Value::Number(n) => n.to_string(),
-        _ => return None,
+    let scope = match attr_path.uri.as_deref() {
+        Some(u) if !USER_TYPE.is_core_urn(u) => match get_ci(doc, u).and_then(Value::as_object) {
+            Some(o) => o,
+            None => return Vec::new(),
+        },
+        _ => doc,
     };
-    // Entra can send `{"id": "...", "value": "Admin"}` as the role's value text.
-    let s = match serde_json::from_str::<Value>(&s) {
-        Ok(Value::Object(o)) => get_ci(&o, "value").and_then(Value::as_str).map(str::to_string).unwrap_or(s),
-        _ => s,
+    let Some(v) = get_ci(scope, &attr_path.attr) else { return Vec::new() };
+    let items: Vec<&Value> = match v {
+        Value::Array(items) => {
+            let mut chosen: Vec<&Value> = items
+                .iter()
+                .filter(|e| match &filter {
+                    Some(f) => filter::matches_value(f, e, attr_path.uri.as_deref(), &attr_path.attr, &USER_TYPE),
+                    None => true,
+                })
+                .collect();
+            // The IdP's primary value first: it leads among equal priorities.
+            chosen.sort_by_key(|e| e.as_object().and_then(|o| get_ci(o, "primary")) != Some(&Value::Bool(true)));
+            chosen
+        }
+        other if filter.is_none() => vec![other],
+        _ => Vec::new(),
     };
-    let s = s.trim().to_string();
-    (!s.is_empty()).then_some(s)
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let mut v = item;
+            for s in [attr_path.sub.as_deref(), sub.as_deref()].into_iter().flatten() {
+                v = get_ci(v.as_object()?, s)?;
+            }
+            (!v.is_null()).then(|| v.clone())
+        })
+        .collect()
+}
+
+/// Role values as text: a role object's `value`, a string, or a number.
+fn role_values(values: Vec<Value>) -> Vec<String> {
+    values
+        .into_iter()
+        .filter_map(|v| {
+            let v = match v {
+                Value::Object(o) => get_ci(&o, "value")?.clone(),
+                other => other,
+            };
+            match v {
+                Value::String(s) => roles::role_text(&s),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The explicit role values of a user: the configured attribute's, then Okta's `entitlements`
+/// of type `Role`.
+fn explicit_roles(doc: &Map<String, Value>, cfg: &RolesConfig) -> Vec<String> {
+    let mut values = cfg.explicit_attribute().map(|a| role_values(extract_all(doc, a))).unwrap_or_default();
+    if cfg.explicit_attribute().is_some() {
+        let entitlements = extract_all(doc, "entitlements")
+            .into_iter()
+            .filter(|e| {
+                e.as_object()
+                    .and_then(|o| get_ci(o, "type"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("role") || t.eq_ignore_ascii_case("roles"))
+            })
+            .collect();
+        values.extend(role_values(entitlements));
+    }
+    values
 }
 
 /// The effective assignment. `group_names` are the displayNames of the groups the user is a
 /// member of (only role-mapped ones matter).
 pub fn effective(doc: &Map<String, Value>, group_names: &[String], cfg: &IntegrationConfig) -> Assignment {
     let active = !matches!(doc.get("active"), Some(Value::Bool(false)));
-    let role = cfg
-        .roles
-        .attribute
-        .as_deref()
-        .and_then(|a| explicit_role(doc, a))
-        .or_else(|| {
-            group_names
-                .iter()
-                .filter_map(|g| cfg.roles.group_role(g))
-                // Highest priority wins; ties go to the role name, so the result never depends on order.
-                .max_by(|a, b| a.priority.cmp(&b.priority).then_with(|| b.role.cmp(&a.role)))
-                .map(|g| g.role.clone())
-        })
-        .or_else(|| cfg.roles.default.clone());
+    let groups: Vec<(&str, &str)> =
+        group_names.iter().filter_map(|g| cfg.roles.group_role(g).map(|m| (m.role.as_str(), g.as_str()))).collect();
+    let decided = roles::decide(
+        &cfg.roles.catalog(),
+        cfg.roles.mode,
+        &explicit_roles(doc, &cfg.roles),
+        &groups,
+        cfg.roles.default.as_deref(),
+    );
     let attributes: BTreeMap<String, Value> =
         cfg.attributes.iter().filter_map(|m| extract(doc, m.path()).map(|v| (m.name().to_string(), v))).collect();
-    Assignment { active, role, attributes }
+    Assignment { active, role: decided.role, roles: decided.roles, attributes, ignored_roles: decided.ignored }
 }
 
 #[cfg(test)]
@@ -144,12 +196,14 @@ mod tests {
     }
 
     #[test]
-    fn explicit_role_wins_over_groups() {
+    fn explicit_roles_rank_with_groups() {
         let c = cfg(Some("roles"), None);
+        // No catalog: the mappings form it; an unknown explicit value ranks below them.
         let d = doc(json!({"userName": "u", "roles": [{"value": "viewer"}, {"value": "owner", "primary": true}]}));
-        assert_eq!(effective(&d, &["CRM Admins".into()], &c).role.as_deref(), Some("owner"));
+        assert_eq!(effective(&d, &["CRM Admins".into()], &c).role.as_deref(), Some("admin"));
+        assert_eq!(effective(&d, &[], &c).role.as_deref(), Some("viewer"));
         let d = doc(json!({"userName": "u", "roles": [{"value": "{\"id\":\"1\",\"value\":\"Admin\"}"}]}));
-        assert_eq!(effective(&d, &[], &c).role.as_deref(), Some("Admin"), "Entra JSON-in-value");
+        assert_eq!(effective(&d, &[], &c).role.as_deref(), Some("admin"), "Entra JSON-in-value, catalog spelling");
         let d = doc(json!({"userName": "u", "roles": [{"value": " "}]}));
         assert_eq!(effective(&d, &["CRM Viewers".into()], &c).role.as_deref(), Some("viewer"));
         let ext = "urn:ietf:params:scim:schemas:extension:idlcm:2.0:User:role";

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod effective;
+pub mod roles;
 
 use std::collections::BTreeMap;
 
@@ -10,14 +11,32 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What the app should hold for a user (docs/contract.md "Assignment JSON"):
-/// `{ "active": true, "role": "admin" | null, "attributes": { "<name>": value } }`.
-/// A user unknown to the app is `None` (`null` on the wire).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `{ "active": true, "role": "admin" | null, "attributes": { "<name>": value } }`, plus
+/// `"roles": [...]` in the catalog's `all` mode. A user unknown to the app is `None` (`null`
+/// on the wire).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Assignment {
     pub active: bool,
     pub role: Option<String>,
+    /// `roles.mode: "all"`: every role the user holds, highest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Role values the IdP sent that the catalog does not hold: shown on the job, never sent
+    /// as a role, and no part of the comparison (a change of them alone makes no job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_roles: Vec<String>,
+}
+
+/// What the app holds: `ignored_roles` is only a note for Activity.
+impl PartialEq for Assignment {
+    fn eq(&self, other: &Self) -> bool {
+        self.active == other.active
+            && self.role == other.role
+            && self.roles == other.roles
+            && self.attributes == other.attributes
+    }
 }
 
 /// Longest attribute value, in characters of its JSON, that a job row keeps for Activity.
@@ -47,7 +66,13 @@ impl Assignment {
                 (name.clone(), shown)
             })
             .collect();
-        Assignment { active: self.active, role: self.role.clone(), attributes }
+        Assignment {
+            active: self.active,
+            role: self.role.clone(),
+            roles: self.roles.clone(),
+            attributes,
+            ignored_roles: self.ignored_roles.clone(),
+        }
     }
 }
 
@@ -85,7 +110,7 @@ mod shown_tests {
 
     #[test]
     fn long_values_are_cut_for_activity_and_short_ones_kept() {
-        let mut a = Assignment { active: true, role: Some("admin".into()), attributes: BTreeMap::new() };
+        let mut a = Assignment { active: true, role: Some("admin".into()), ..Default::default() };
         a.attributes.insert("title".into(), Value::String("é".repeat(200_000)));
         a.attributes.insert("email".into(), Value::String("ada@example.com".into()));
         a.attributes.insert("tags".into(), Value::Array(vec![Value::String("x".repeat(300))]));

@@ -817,7 +817,7 @@ mod tests {
         }))
         .unwrap();
         let user = user();
-        let before = Assignment { active: true, role: Some("admin".into()), attributes: Default::default() };
+        let before = Assignment { active: true, role: Some("admin".into()), ..Default::default() };
         connector(&cfg).apply(&job(Action::Deprovision, &user, Some(&before), None, None)).await.unwrap();
         let req = server.take().remove(0);
         assert_eq!(req.uri, "/remove/ada%40example.com");

@@ -459,7 +459,7 @@ pub(crate) mod testutil {
     }
 
     pub fn assignment(active: bool, role: Option<&str>) -> Assignment {
-        Assignment { active, role: role.map(str::to_owned), attributes: Default::default() }
+        Assignment { active, role: role.map(str::to_owned), ..Default::default() }
     }
 
     pub fn user() -> serde_json::Value {
