@@ -58,6 +58,11 @@ impl World {
     }
 
     pub async fn with(options: Options) -> World {
+        Self::configured(options, |_| {}).await
+    }
+
+    /// A world whose demo integration's configuration `change` adjusts first (a role catalog).
+    pub async fn configured(options: Options, change: impl FnOnce(&mut Value)) -> World {
         let stack = Stack::start_with(options).await;
         let demo = DemoApp::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -66,7 +71,9 @@ impl World {
         )
         .await
         .expect("demo app");
-        let scim = stack.create_integration_with(demo_integration("Demo", &demo.url, DEMO_KEY)).await;
+        let mut config = demo_integration("Demo", &demo.url, DEMO_KEY);
+        change(&mut config);
+        let scim = stack.create_integration_with(config).await;
         let worker = Arc::new(stack.worker());
         let source = stack.event_source();
         World { stack, demo, scim, worker, source }

@@ -91,6 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{scim}/ResourceTypes/{{name}}"), get(h::resource_type))
         .route(&format!("{scim}/Schemas"), get(h::schemas))
         .route(&format!("{scim}/Schemas/{{id}}"), get(h::schema))
+        .route(&format!("{scim}/Roles"), get(h::roles_list))
+        .route(&format!("{scim}/Roles/{{id}}"), get(h::role_get))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

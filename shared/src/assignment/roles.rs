@@ -85,7 +85,11 @@ impl<'a> Catalog<'a> {
     fn rank(&self, value: &str) -> Option<(String, i64)> {
         let key = fold(value, false);
         if self.is_configured() {
-            return self.configured.iter().find(|r| fold(&r.value, false) == key).map(|r| (r.value.clone(), r.priority));
+            return self
+                .configured
+                .iter()
+                .find(|r| fold(&r.value, false) == key)
+                .map(|r| (r.value.clone(), r.priority));
         }
         Some(
             self.derived

@@ -226,6 +226,15 @@ pub static GROUP: Schema = Schema { id: GROUP_SCHEMA, name: "Group", description
 
 pub static ALL_SCHEMAS: [&Schema; 4] = [&USER, &ENTERPRISE, &IDLCM_USER, &GROUP];
 
+/// Okta's role resource ("SCIM with entitlements"): the integration's role catalog, read-only.
+pub const ROLE_SCHEMA: &str = "urn:okta:scim:schemas:core:1.0:Role";
+pub static ROLE_ATTRS: &[Attr] = &[
+    with!(s("displayName", "The role's name as admins see it."), mutability: Mutability::ReadOnly),
+    with!(s("description", "What the role allows in the app."), mutability: Mutability::ReadOnly),
+];
+pub static ROLE: Schema = Schema { id: ROLE_SCHEMA, name: "Role", description: "A role of the app", attrs: ROLE_ATTRS };
+pub static ROLE_TYPE: ResourceType = ResourceType { name: "Role", endpoint: "/Roles", core: &ROLE, extensions: &[] };
+
 /// A resource type: its core schema and the extensions it may carry.
 #[derive(Debug)]
 pub struct ResourceType {

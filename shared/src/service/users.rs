@@ -37,6 +37,57 @@ pub(crate) fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Projecti
     }
 }
 
+/// `groups` of a user (RFC 7643 §4.1.2: read-only, returned by default): the groups it is a
+/// direct member of, from the membership rows (one Query, one BatchGetItem). List pages do not
+/// carry it.
+async fn groups_of(ctx: Ctx<'_>, user_id: &str) -> ScimResult<Vec<Value>> {
+    let ids = ctx.store.user_groups(ctx.integration_id, user_id).await?;
+    let mut groups = ctx.store.get_resources(ctx.integration_id, Kind::Group, &ids).await?;
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "value": g.id,
+                "$ref": render::location(ctx.base_url, Kind::Group, &g.id),
+                "display": g.doc.get("displayName").cloned().unwrap_or(Value::Null),
+                "type": "direct",
+            })
+        })
+        .collect())
+}
+
+/// A single user's answer with its `groups`, unless the client leaves them out
+/// (`excludedAttributes=groups`, or `attributes` without it). After a committed write
+/// (`written`), a failed read of the groups leaves them out of the answer rather than
+/// reporting the write as failed.
+async fn reply_with_groups(
+    ctx: Ctx<'_>,
+    status: u16,
+    r: &Stored,
+    projection: &Projection,
+    written: bool,
+) -> ScimResult<Reply> {
+    let mut out = reply(ctx, status, r, projection);
+    if !projection.wants("groups") {
+        return Ok(out);
+    }
+    let groups = match groups_of(ctx, &r.id).await {
+        Ok(groups) => groups,
+        Err(e) if written => {
+            tracing::warn!(status = e.status, "groups left out of a write's answer: {}", e.detail);
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(body) = out.body.as_mut().and_then(Value::as_object_mut)
+        && !groups.is_empty()
+    {
+        body.insert("groups".into(), Value::Array(groups));
+    }
+    Ok(out)
+}
+
 async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
     ctx.store.get_resource(ctx.integration_id, KIND, id).await?.ok_or_else(|| not_found(id))
 }
@@ -60,7 +111,7 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
 
 pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
     let r = load(ctx, id).await?;
-    Ok(reply(ctx, 200, &r, projection))
+    reply_with_groups(ctx, 200, &r, projection, false).await
 }
 
 /// Re-reads and re-applies `change` until the optimistic locks hold (the user's `version` and
@@ -109,7 +160,7 @@ pub async fn replace(
 ) -> ScimResult<Reply> {
     let doc = prepare(body)?;
     let r = update(ctx, id, if_match, |_| Ok(doc.clone())).await?;
-    Ok(reply(ctx, 200, &r, projection))
+    reply_with_groups(ctx, 200, &r, projection, true).await
 }
 
 pub async fn patch(
@@ -127,7 +178,7 @@ pub async fn patch(
     })
     .await?;
     Ok(match projection {
-        Some(p) => reply(ctx, 200, &r, p),
+        Some(p) => reply_with_groups(ctx, 200, &r, p, true).await?,
         None => Reply { etag: Some(etag(r.version)), ..Reply::no_content() },
     })
 }

@@ -26,7 +26,7 @@ fn projection(q: &QueryParams) -> Projection {
     Projection::new(q.get("attributes"), q.get("excludedAttributes"))
 }
 
-/// PATCH answers 204 unless the client asked for attributes (RFC 7644 §3.5.2).
+/// A group PATCH answers 204 unless the client asked for attributes (RFC 7644 §3.5.2).
 fn patch_projection(q: &QueryParams) -> Option<Projection> {
     (q.get("attributes").is_some() || q.get("excludedAttributes").is_some()).then(|| projection(q))
 }
@@ -264,8 +264,10 @@ pub async fn users_patch(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    let p = patch_projection(&q);
-    Ok(ApiReply(users::patch(ctx(&state, &scim), &id, body, if_match(&headers), p.as_ref()).await?))
+    // A user PATCH answers 200 with the user, as Okta expects (docs/idp-quirks.md O15); group
+    // PATCHes keep 204 unless attributes are asked for (Entra, E10).
+    let p = projection(&q);
+    Ok(ApiReply(users::patch(ctx(&state, &scim), &id, body, if_match(&headers), Some(&p)).await?))
 }
 
 pub async fn users_delete(
@@ -338,19 +340,37 @@ pub async fn service_provider_config(scim: Scim) -> ApiResult {
 }
 
 pub async fn resource_types(scim: Scim) -> ApiResult {
-    Ok(ApiReply(discovery::resource_types(&scim.base_url)))
+    Ok(ApiReply(discovery::resource_types(&scim.base_url, &scim.integration.roles)))
 }
 
 pub async fn resource_type(scim: Scim, Path((_, name)): Path<(String, String)>) -> ApiResult {
-    Ok(ApiReply(discovery::resource_type(&scim.base_url, &name)?))
+    Ok(ApiReply(discovery::resource_type(&scim.base_url, &name, &scim.integration.roles)?))
 }
 
 pub async fn schemas(scim: Scim) -> ApiResult {
-    Ok(ApiReply(discovery::schemas(&scim.base_url)))
+    Ok(ApiReply(discovery::schemas(&scim.base_url, &scim.integration.roles)))
 }
 
 pub async fn schema(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiResult {
-    Ok(ApiReply(discovery::schema(&scim.base_url, &id)?))
+    Ok(ApiReply(discovery::schema(&scim.base_url, &id, &scim.integration.roles)?))
+}
+
+pub async fn roles_list(scim: Scim, q: QueryParams) -> ApiResult {
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ApiError(ScimError::invalid_value(format!("'{name}' must be an integer"))))
+            })
+            .transpose()
+    };
+    let (start, count) = (number("startIndex")?, number("count")?);
+    Ok(ApiReply(discovery::roles(&scim.base_url, &scim.integration.roles, start, count)?))
+}
+
+pub async fn role_get(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiResult {
+    Ok(ApiReply(discovery::role(&scim.base_url, &scim.integration.roles, &id)?))
 }
 
 pub async fn not_found() -> ApiError {
