@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use idlcm_tests::openapi::OpenApi;
 use idlcm_tests::robot::Robot;
 use idlcm_tests::world::{World, handler, patch};
 use idlcm_tests::{Options, Stack};
@@ -177,4 +178,48 @@ async fn all_mode_delivers_every_role_to_a_webhook_robot() {
     let delivery = robot.received()[0].json();
     assert_eq!(delivery["after"]["roles"], json!(["admin", "user", "viewer"]), "{delivery}");
     assert_eq!(delivery["after"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn roles_import_fills_the_catalog_from_the_demo_app() {
+    let w = World::new().await;
+    let path = format!("/integrations/{}/roles/import", w.scim.id);
+    let (s, imported) = w.stack.admin("POST", &path, None).await;
+    assert_eq!(s, 200, "{imported}");
+    if let Err(e) = OpenApi::default().check("POST", &format!("/admin{path}"), s, &imported) {
+        panic!("does not match openapi.json: {e}\n{imported}");
+    }
+    // The demo app lists admin, user and viewer; the group mappings' priorities are kept
+    // (App Admins: admin 20, App Users: user 10) and the new role goes below them.
+    let catalog: Vec<(String, i64)> = imported["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["value"].as_str().unwrap().to_string(), r["priority"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(catalog, [("admin".to_string(), 20), ("user".into(), 10), ("viewer".into(), 0)]);
+    assert_eq!((imported["added"].clone(), imported["listed"].clone()), (json!(["viewer"]), json!(3)));
+
+    // Offered to the IdP at once.
+    let (s, page) = w.call("GET", "/Roles", None).await;
+    assert_eq!(s, 200);
+    let listed: Vec<(&str, &str)> = page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["displayName"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [("admin", "Admin"), ("user", "User"), ("viewer", "Viewer")]);
+
+    // Again: nothing new.
+    let (s, again) = w.stack.admin("POST", &path, None).await;
+    assert_eq!((s, again["added"].clone()), (200, json!([])));
+
+    // A connector without list_roles: a clear 400; an unknown integration: 404.
+    let hook = w.stack.create_integration("No listing").await;
+    let (s, err) = w.stack.admin("POST", &format!("/integrations/{}/roles/import", hook.id), None).await;
+    assert_eq!(s, 400, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("no list_roles"), "{err}");
+    let (s, _) = w.stack.admin("POST", "/integrations/nosuch/roles/import", None).await;
+    assert_eq!(s, 404);
 }

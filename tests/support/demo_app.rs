@@ -403,6 +403,7 @@ pub fn router(app: DemoApp) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/users", get(list_users).post(create_user))
+        .route("/api/roles", get(list_roles))
         .route("/api/users/{id}", get(get_user).put(update_user).delete(delete_user))
         .route("/api/users/{id}/deactivate", post(deactivate_user))
         .route("/api/users/{id}/activate", post(activate_user))
@@ -639,6 +640,23 @@ async fn list_users(State(app): State<DemoApp>, Query(query): Query<ListQuery>) 
         .cloned()
         .collect();
     axum::Json(users)
+}
+
+/// The app's roles, for idlcm's role import: `{"roles": [{"name", "label"}]}`.
+async fn list_roles(State(app): State<DemoApp>) -> axum::Json<serde_json::Value> {
+    let roles: Vec<serde_json::Value> = app
+        .inner
+        .roles
+        .iter()
+        .map(|r| {
+            let mut label: Vec<char> = r.chars().collect();
+            if let Some(first) = label.first_mut() {
+                *first = first.to_ascii_uppercase();
+            }
+            serde_json::json!({ "name": r, "label": label.into_iter().collect::<String>() })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "roles": roles }))
 }
 
 async fn get_user(State(app): State<DemoApp>, Path(id): Path<String>) -> Result<axum::Json<User>, ApiError> {

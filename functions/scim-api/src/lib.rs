@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             get(h::admin_get_integration).put(h::admin_update_integration).delete(h::admin_delete_integration),
         )
         .route("/admin/integrations/{id}/tokens", post(h::admin_issue_token))
+        .route("/admin/integrations/{id}/roles/import", post(h::admin_import_roles))
         .route("/admin/integrations/{id}/tokens/{token_id}", axum::routing::delete(h::admin_revoke_token))
         .route("/admin/integrations/{id}/activity", get(h::admin_activity))
         .route("/admin/integrations/{id}/activity/{request_id}", get(h::admin_activity_detail))

@@ -40,6 +40,25 @@ pub struct HttpConfig {
     pub secret_ref: Option<String>,
     #[serde(default)]
     pub operations: HttpOperations,
+    /// How to read the app's roles for `roles/import` (docs/contract.md "App roles (catalog)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_roles: Option<ListRoles>,
+}
+
+/// `GET {base_url}{path}` with the connector's headers; the roles are the array at `items`
+/// (a JSON pointer, `""` for the whole answer), each one's value at `value` (`""`: the item
+/// itself, a string), its display name and description at `display` and `description`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListRoles {
+    pub path: String,
+    #[serde(default)]
+    pub items: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -51,6 +70,7 @@ impl fmt::Debug for HttpConfig {
             .field("secret", &self.secret.as_ref().map(|_| super::REDACTED))
             .field("secret_ref", &self.secret_ref)
             .field("operations", &self.operations)
+            .field("list_roles", &self.list_roles)
             .finish()
     }
 }
@@ -150,6 +170,7 @@ pub struct HttpConnector {
     headers: Vec<(HeaderName, String, bool)>,
     operations: [Option<Operation>; 5],
     lookup: Option<Operation>,
+    list_roles: Option<ListRoles>,
     secret: Option<String>,
     http: super::Outbound,
 }
@@ -349,7 +370,8 @@ impl HttpConnector {
                 "connector.operations.update: 'lookup' needs an 'update' operation: an adopted account is brought to the desired state with it",
             ));
         }
-        Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, secret, http })
+        let list_roles = config.list_roles.clone();
+        Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, list_roles, secret, http })
     }
 
     /// The operation for an action, with the documented fallbacks to `update`.
@@ -445,6 +467,20 @@ impl HttpConnector {
         }))
     }
 
+    /// The configured headers, rendered.
+    fn headers(&self, ctx: &JinjaValue) -> Result<HeaderMap, ConnectorError> {
+        let mut headers = HeaderMap::new();
+        for (name, template, uses_secret) in &self.headers {
+            let value = self.render(template, ctx, || format!("header '{name}' template"))?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| permanent(format!("header '{name}' renders to an invalid header value")))?;
+            value.set_sensitive(*uses_secret);
+            headers.insert(name.clone(), value);
+        }
+        headers.remove(reqwest::header::USER_AGENT);
+        Ok(headers)
+    }
+
     /// The HTTP request of one operation for a job: URL, headers and body rendered.
     fn request(&self, op: &Operation, job: &Job<'_>) -> Result<reqwest::RequestBuilder, ConnectorError> {
         if op.needs_app_id && job.app_id.is_none() {
@@ -458,14 +494,7 @@ impl HttpConnector {
         let sep = if path.is_empty() || path.starts_with('/') || path.starts_with('?') { "" } else { "/" };
         let url = format!("{}{sep}{path}", self.base);
 
-        let mut headers = HeaderMap::new();
-        for (name, template, uses_secret) in &self.headers {
-            let value = self.render(template, &ctx, || format!("header '{name}' template"))?;
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| permanent(format!("header '{name}' renders to an invalid header value")))?;
-            value.set_sensitive(*uses_secret);
-            headers.insert(name.clone(), value);
-        }
+        let mut headers = self.headers(&ctx)?;
         let mut builder = self.http.request(op.method.clone(), &url)?;
         if let Some(body) = &op.body {
             let body = self.render_body(body, &ctx, op.name)?;
@@ -518,7 +547,20 @@ impl Connector for HttpConnector {
     fn apply<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Outcome, ConnectorError>> {
         Box::pin(self.run(job))
     }
+
+    fn list_roles(&self) -> BoxFuture<'_, Result<Option<Vec<super::AppRole>>, ConnectorError>> {
+        Box::pin(async move {
+            match &self.list_roles {
+                Some(list) => self.read_roles(list).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
 }
+
+#[path = "http_roles.rs"]
+mod roles;
+pub use roles::roles_from;
 
 #[cfg(test)]
 mod tests {

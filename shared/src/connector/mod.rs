@@ -59,6 +59,19 @@ pub enum ConnectorError {
 
 pub trait Connector: Send + Sync {
     fn apply<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Outcome, ConnectorError>>;
+
+    /// The app's roles, where the connector is configured to read them (`None`: it is not).
+    fn list_roles(&self) -> BoxFuture<'_, Result<Option<Vec<AppRole>>, ConnectorError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A role as the app lists it (`roles/import`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRole {
+    pub value: String,
+    pub display: Option<String>,
+    pub description: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

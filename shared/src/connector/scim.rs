@@ -29,6 +29,16 @@ pub struct ScimConfig {
     /// (`urn:…:User:role`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_attribute: Option<String>,
+    /// Where `roles/import` reads the app's roles: `Roles` (the app's own `/Roles`: `id` is the
+    /// value, `displayName` the display) or `Groups` (its `/Groups`: `displayName` is both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_roles: Option<ScimRoleSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScimRoleSource {
+    Roles,
+    Groups,
 }
 
 impl fmt::Debug for ScimConfig {
@@ -38,6 +48,7 @@ impl fmt::Debug for ScimConfig {
             .field("secret", &self.secret.as_ref().map(|_| super::REDACTED))
             .field("secret_ref", &self.secret_ref)
             .field("role_attribute", &self.role_attribute)
+            .field("list_roles", &self.list_roles)
             .finish()
     }
 }
@@ -81,6 +92,7 @@ pub struct ScimConnector {
     base: String,
     token: Option<String>,
     role: RolePlacement,
+    list_roles: Option<ScimRoleSource>,
     http: super::Outbound,
 }
 
@@ -95,7 +107,7 @@ impl ScimConnector {
         http.policy().check_url(&base).map_err(|why| permanent(format!("connector.base_url: {why}")))?;
         let token = resolve_secret(config.secret.as_deref(), config.secret_ref.as_deref())?;
         let role = RolePlacement::parse(config.role_attribute.as_deref())?;
-        Ok(ScimConnector { base, token, role, http })
+        Ok(ScimConnector { base, token, role, list_roles: config.list_roles, http })
     }
 
     fn request(&self, method: Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
@@ -257,6 +269,40 @@ impl Connector for ScimConnector {
     fn apply<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Outcome, ConnectorError>> {
         Box::pin(self.run(job))
     }
+
+    fn list_roles(&self) -> BoxFuture<'_, Result<Option<Vec<super::AppRole>>, ConnectorError>> {
+        Box::pin(async move {
+            let Some(source) = self.list_roles else { return Ok(None) };
+            let (endpoint, list) = match source {
+                ScimRoleSource::Roles => (
+                    "Roles",
+                    super::http::ListRoles {
+                        path: String::new(),
+                        items: "/Resources".into(),
+                        value: "/id".into(),
+                        display: Some("/displayName".into()),
+                        description: Some("/description".into()),
+                    },
+                ),
+                ScimRoleSource::Groups => (
+                    "Groups",
+                    super::http::ListRoles {
+                        path: String::new(),
+                        items: "/Resources".into(),
+                        value: "/displayName".into(),
+                        display: None,
+                        description: None,
+                    },
+                ),
+            };
+            // One page of up to 1,000: a role list, not a directory.
+            let url = format!("{}/{endpoint}?startIndex=1&count=1000&excludedAttributes=members", self.base);
+            let (_, text) = classify(send(self.request(Method::GET, &url)?).await?).await?;
+            let answer: Value = serde_json::from_str(&text)
+                .map_err(|_| permanent(format!("list_roles: the app's /{endpoint} answer is not JSON")))?;
+            super::http::roles_from(&answer, &list).map(Some)
+        })
+    }
 }
 
 fn user_name(user: &Value) -> Result<&str, ConnectorError> {
@@ -314,6 +360,10 @@ mod tests {
             let path = req.uri.strip_prefix("/scim/v2").unwrap_or("");
             let scim = |status: u16, body: Value| (status, vec![("content-type", SCIM_JSON.to_owned())], body.to_string());
             match (req.method.as_str(), path) {
+                ("GET", p) if p.starts_with("/Roles?") => scim(
+                    200,
+                    json!({"Resources": [{"id": "admin", "displayName": "Admin", "description": "All"}, {"id": "viewer"}]}),
+                ),
                 ("GET", p) if p.starts_with("/Users?filter=") => {
                     let filter = urlencoding::decode(&p["/Users?filter=".len()..]).unwrap().into_owned();
                     let wanted = filter.strip_prefix("userName eq \"").and_then(|f| f.strip_suffix('"')).unwrap();
@@ -359,6 +409,7 @@ mod tests {
             secret: Some(TOKEN.into()),
             secret_ref: None,
             role_attribute: role_attribute.map(str::to_owned),
+            list_roles: Some(ScimRoleSource::Roles),
         });
         build(&config, crate::connector::testutil::outbound()).unwrap()
     }
@@ -481,6 +532,7 @@ mod tests {
             secret: Some("wrong".into()),
             secret_ref: None,
             role_attribute: None,
+            list_roles: None,
         };
         let scim = ScimConnector::new(&config, crate::connector::testutil::outbound()).unwrap();
         let err = scim.apply(&job(Action::Provision, &user, None, Some(&a), None)).await.unwrap_err();
@@ -507,5 +559,14 @@ mod tests {
         // Multibyte names never slice inside a character (this panicked the worker's batches).
         assert_eq!(RolePlacement::parse(Some("ab€")).unwrap(), RolePlacement::TopLevel("ab€".into()));
         assert_eq!(RolePlacement::parse(Some("ur€")).unwrap(), RolePlacement::TopLevel("ur€".into()));
+    }
+
+    #[tokio::test]
+    async fn roles_are_read_from_the_apps_own_roles_endpoint() {
+        let (server, _) = scim_app().await;
+        let roles = connector(&server.base, None).list_roles().await.unwrap().expect("configured");
+        let got: Vec<(&str, Option<&str>, Option<&str>)> =
+            roles.iter().map(|r| (r.value.as_str(), r.display.as_deref(), r.description.as_deref())).collect();
+        assert_eq!(got, [("admin", Some("Admin"), Some("All")), ("viewer", None, None)]);
     }
 }

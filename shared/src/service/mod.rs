@@ -10,6 +10,7 @@ pub mod groups;
 pub mod list;
 pub mod provision;
 pub mod render;
+pub mod roles;
 pub mod users;
 
 use serde_json::Value;

@@ -120,6 +120,11 @@ pub async fn admin_get_integration(
     Ok(ApiReply(admin::get_integration(&state.store, &api_url(&state, &headers), &id).await?))
 }
 
+pub async fn admin_import_roles(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
+    let loopback = state.config.allow_loopback_connectors;
+    Ok(ApiReply(service::roles::import(&state.store, &state.secrets, &id, loopback).await?))
+}
+
 pub async fn admin_update_integration(
     State(state): State<AppState>,
     _: Admin,
