@@ -27,7 +27,8 @@ async fn the_catalog_is_offered_to_the_idp() {
         .create_integration_with(json!({
             "name": "Roles offered",
             "connector": {"type": "webhook", "url": "http://127.0.0.1:9/unused", "secret": "s"},
-            "roles": {"catalog": catalog()},
+            "roles": {"catalog": catalog(), "entitlement_types": [{"name": "License", "endpoint": "/Licenses", "values": [
+                {"value": "gold", "display": "Gold", "priority": 0}, {"value": "silver", "description": "Basic"}]}]},
         }))
         .await;
     let h = &stack.http;
@@ -64,6 +65,29 @@ async fn the_catalog_is_offered_to_the_idp() {
     assert_eq!((s, err["scimType"].as_str()), (400, Some("invalidValue")));
     let (s, _) = with.call(h, "GET", "/Roles/owner", None).await;
     assert_eq!(s, 404);
+
+    // An entitlement type: its own resource type and endpoint, Okta's okta/42 request shape.
+    let (_, types) = with.call(h, "GET", "/ResourceTypes", None).await;
+    let license = types["Resources"].as_array().unwrap().iter().find(|t| t["id"] == "License").expect("License type");
+    assert_eq!(
+        (license["endpoint"].as_str(), license["schema"].as_str()),
+        (Some("/Licenses"), Some("urn:okta:scim:schemas:core:1.0:Entitlement"))
+    );
+    let (s, _) = with.call(h, "GET", "/Schemas/urn:okta:scim:schemas:core:1.0:Entitlement", None).await;
+    assert_eq!(s, 200);
+    let (s, page) = with.call(h, "GET", "/Licenses?count=1&startIndex=1", None).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!((page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (page["Resources"][0]["id"].as_str(), page["Resources"][0]["type"].as_str()),
+        (Some("gold"), Some("License"))
+    );
+    let (s, one) = with.call(h, "GET", "/Licenses/Silver", None).await;
+    assert_eq!((s, one["description"].as_str()), (200, Some("Basic")));
+    let (s, _) = with.call(h, "POST", "/Licenses", Some(json!({"id": "bronze"}))).await;
+    assert_eq!(s, 405, "entitlements are read-only");
+    let (s, err) = with.call(h, "GET", "/Nothing", None).await;
+    assert_eq!((s, err["status"].as_str()), (404, Some("404")));
 
     // Without a catalog: User and Group only, and no /Roles.
     let without = stack.create_integration("No catalog").await;
@@ -160,12 +184,14 @@ async fn all_mode_delivers_every_role_to_a_webhook_robot() {
         .create_integration_with(json!({
             "name": "Multi-role robot",
             "connector": {"type": "webhook", "url": robot.url, "secret": "robot-secret"},
-            "roles": {"mode": "all", "catalog": catalog()},
+            "roles": {"mode": "all", "catalog": catalog(), "entitlement_types": [
+                {"name": "License", "endpoint": "/Licenses", "values": [{"value": "gold"}]}]},
             "attributes": ["userName"],
         }))
         .await;
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "multi@example.com",
-                      "roles": [{"value": "viewer"}, {"value": "admin"}, {"value": "user"}]});
+                      "roles": [{"value": "viewer"}, {"value": "admin"}, {"value": "user"}],
+                      "entitlements": [{"value": "gold", "type": "License"}]});
     let (s, _) = hook.call(&stack.http, "POST", "/Users", Some(body)).await;
     assert_eq!(s, 201);
     let worker = Arc::new(stack.worker());
@@ -178,6 +204,7 @@ async fn all_mode_delivers_every_role_to_a_webhook_robot() {
     let delivery = robot.received()[0].json();
     assert_eq!(delivery["after"]["roles"], json!(["admin", "user", "viewer"]), "{delivery}");
     assert_eq!(delivery["after"]["role"], "admin");
+    assert_eq!(delivery["after"]["entitlements"], json!({"License": ["gold"]}));
 }
 
 #[tokio::test]

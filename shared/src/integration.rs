@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::assignment::roles::{Catalog, RoleDef, RolesMode};
+use crate::assignment::roles::{Catalog, EntitlementType, RoleDef, RolesMode};
 use crate::connector::ConnectorConfig;
 use crate::error::{ScimError, ScimResult};
 
@@ -60,7 +60,14 @@ pub struct RolesConfig {
     /// `highest` (default): the connector gets the highest role; `all`: every role held.
     #[serde(default, skip_serializing_if = "is_highest")]
     pub mode: RolesMode,
+    /// Okta entitlement types offered beside `Role` (docs/contract.md "App roles (catalog)").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlement_types: Vec<EntitlementType>,
 }
+
+/// Endpoints an entitlement type may not take: SCIM's own.
+const RESERVED_ENDPOINTS: &[&str] =
+    &["users", "groups", "roles", "schemas", "resourcetypes", "serviceproviderconfig", "bulk", "me", ".search"];
 
 fn is_highest(mode: &RolesMode) -> bool {
     *mode == RolesMode::Highest
@@ -138,6 +145,39 @@ impl RolesConfig {
                     "roles.catalog[{i}].value: '{}' is listed twice",
                     r.value
                 )));
+            }
+        }
+        for (i, t) in self.entitlement_types.iter().enumerate() {
+            let at = format!("roles.entitlement_types[{i}]");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !name_ok || ["user", "group", "role"].contains(&t.name.to_ascii_lowercase().as_str()) {
+                return Err(ScimError::invalid_value(format!(
+                    "{at}.name: letters, digits, '_' or '-' (at most 64), and not User, Group or Role"
+                )));
+            }
+            let path = t.endpoint.strip_prefix('/').unwrap_or("");
+            if path.is_empty()
+                || path.len() > 64
+                || !path.chars().all(|c| c.is_ascii_alphanumeric())
+                || RESERVED_ENDPOINTS.contains(&path.to_ascii_lowercase().as_str())
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "{at}.endpoint: '/' and letters or digits, not one of SCIM's own endpoints"
+                )));
+            }
+            let earlier = &self.entitlement_types[..i];
+            if earlier
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&t.name) || o.endpoint.eq_ignore_ascii_case(&t.endpoint))
+            {
+                return Err(ScimError::invalid_value(format!("{at}: name or endpoint listed twice")));
+            }
+            for (j, v) in t.values.iter().enumerate() {
+                if v.value.trim().is_empty() || t.values[..j].iter().any(|o| fold(&o.value) == fold(&v.value)) {
+                    return Err(ScimError::invalid_value(format!("{at}.values[{j}].value: non-empty and listed once")));
+                }
             }
         }
         if self.catalog.is_empty() {

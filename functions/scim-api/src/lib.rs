@@ -94,6 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{scim}/Schemas/{{id}}"), get(h::schema))
         .route(&format!("{scim}/Roles"), get(h::roles_list))
         .route(&format!("{scim}/Roles/{{id}}"), get(h::role_get))
+        // Entitlement types' endpoints, named in the configuration; static routes win.
+        .route(&format!("{scim}/{{endpoint}}"), get(h::entitlements_list).fallback(h::entitlement_other))
+        .route(&format!("{scim}/{{endpoint}}/{{id}}"), get(h::entitlement_get).fallback(h::entitlement_other))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

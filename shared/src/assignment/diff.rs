@@ -26,6 +26,10 @@ pub fn diff(before: Option<&Assignment>, after: Option<&Assignment>) -> Option<C
         if a.map_or(&[][..], |x| &x.roles[..]) != b.map_or(&[][..], |x| &x.roles[..]) {
             out.push("roles".to_string());
         }
+        let no_entitlements = Default::default();
+        if a.map_or(&no_entitlements, |x| &x.entitlements) != b.map_or(&no_entitlements, |x| &x.entitlements) {
+            out.push("entitlements".to_string());
+        }
         let empty = Default::default();
         let (aa, ba) = (a.map_or(&empty, |x| &x.attributes), b.map_or(&empty, |x| &x.attributes));
         let mut names: Vec<&String> = aa.keys().chain(ba.keys()).collect();

@@ -139,7 +139,36 @@ pub fn effective(doc: &Map<String, Value>, group_names: &[String], cfg: &Integra
     );
     let attributes: BTreeMap<String, Value> =
         cfg.attributes.iter().filter_map(|m| extract(doc, m.path()).map(|v| (m.name().to_string(), v))).collect();
-    Assignment { active, role: decided.role, roles: decided.roles, attributes, ignored_roles: decided.ignored }
+    let (entitlements, ignored) = entitlements(doc, &cfg.roles, decided.ignored);
+    Assignment { active, role: decided.role, roles: decided.roles, attributes, entitlements, ignored_roles: ignored }
+}
+
+/// The user's `entitlements` of each configured type, in the type's spelling, sorted; values a
+/// type does not list join `ignored` as `type:value`.
+fn entitlements(
+    doc: &Map<String, Value>,
+    cfg: &RolesConfig,
+    mut ignored: Vec<String>,
+) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if cfg.entitlement_types.is_empty() {
+        return (out, ignored);
+    }
+    for item in extract_all(doc, "entitlements") {
+        let ty = item.as_object().and_then(|o| get_ci(o, "type")).and_then(Value::as_str).unwrap_or("");
+        let Some(kind) = cfg.entitlement_types.iter().find(|t| t.name.eq_ignore_ascii_case(ty)) else { continue };
+        for value in role_values(vec![item.clone()]) {
+            match kind.canonical(&value) {
+                Some(v) => out.entry(kind.name.clone()).or_default().push(v.to_string()),
+                None => ignored.push(format!("{}:{value}", kind.name)),
+            }
+        }
+    }
+    for values in out.values_mut() {
+        values.sort();
+        values.dedup();
+    }
+    (out, ignored)
 }
 
 #[cfg(test)]

@@ -23,8 +23,12 @@ pub struct Assignment {
     pub roles: Vec<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
-    /// Role values the IdP sent that the catalog does not hold: shown on the job, never sent
-    /// as a role, and no part of the comparison (a change of them alone makes no job).
+    /// Entitlements by configured type (`roles.entitlement_types`), values sorted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entitlements: BTreeMap<String, Vec<String>>,
+    /// Role values the IdP sent that the catalog does not hold (entitlements as `type:value`):
+    /// shown on the job, never sent as a role, and no part of the comparison (a change of them
+    /// alone makes no job).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_roles: Vec<String>,
 }
@@ -36,6 +40,7 @@ impl PartialEq for Assignment {
             && self.role == other.role
             && self.roles == other.roles
             && self.attributes == other.attributes
+            && self.entitlements == other.entitlements
     }
 }
 
@@ -71,6 +76,7 @@ impl Assignment {
             role: self.role.clone(),
             roles: self.roles.clone(),
             attributes,
+            entitlements: self.entitlements.clone(),
             ignored_roles: self.ignored_roles.clone(),
         }
     }

@@ -21,6 +21,26 @@ pub struct RoleDef {
     pub description: Option<String>,
 }
 
+/// An Okta entitlement type beside roles (`roles.entitlement_types[]`): offered to the IdP as
+/// its own resource type at `endpoint`, its `values` listed there; a user's `entitlements` of
+/// this `type` reach the connector as `"entitlements": { "<name>": [values] }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EntitlementType {
+    pub name: String,
+    /// `/Licenses`: a slash and letters or digits.
+    pub endpoint: String,
+    #[serde(default)]
+    pub values: Vec<RoleDef>,
+}
+
+impl EntitlementType {
+    /// The catalog spelling of `value` (compared as text folds), if the type lists it.
+    pub fn canonical(&self, value: &str) -> Option<&str> {
+        let key = fold(value, false);
+        self.values.iter().find(|v| fold(&v.value, false) == key).map(|v| v.value.as_str())
+    }
+}
+
 /// What the connector receives (`roles.mode`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

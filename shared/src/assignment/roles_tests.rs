@@ -153,3 +153,44 @@ fn role_text_reads_entra_json_and_trims() {
     assert_eq!(role_text("{\"id\":\"1\"}").as_deref(), Some("{\"id\":\"1\"}"));
     assert_eq!(role_text("  "), None);
 }
+
+#[test]
+fn entitlements_of_configured_types_reach_the_assignment() {
+    let c = config(json!({"entitlement_types": [
+        {"name": "License", "endpoint": "/Licenses", "values": [{"value": "gold"}, {"value": "silver"}]}]}));
+    let doc = json!({"userName": "u", "entitlements": [
+        {"value": "Gold", "type": "license"}, {"value": "platinum", "type": "License"},
+        {"value": "silver", "type": "License"}, {"value": "x", "type": "Other"}]});
+    let a = effective(doc.as_object().unwrap(), &[], &c);
+    assert_eq!(serde_json::to_value(&a.entitlements).unwrap(), json!({"License": ["gold", "silver"]}));
+    assert_eq!(a.ignored_roles, vec!["License:platinum"]);
+    // Without entitlement types the assignment JSON has no `entitlements`.
+    let plain = effective(doc.as_object().unwrap(), &[], &config(json!({})));
+    assert!(serde_json::to_value(&plain).unwrap().get("entitlements").is_none());
+    // A change of entitlements is a change for the app.
+    let fewer = effective(
+        json!({"userName": "u", "entitlements": [{"value": "gold", "type": "License"}]}).as_object().unwrap(),
+        &[],
+        &c,
+    );
+    let change = crate::assignment::diff::diff(Some(&fewer), Some(&a)).unwrap();
+    assert_eq!(change.changed, vec!["entitlements"]);
+}
+
+#[test]
+fn entitlement_types_are_checked_when_saved() {
+    let bad = [
+        (json!([{"name": "Role", "endpoint": "/Things"}]), "entitlement_types[0].name"),
+        (json!([{"name": "License", "endpoint": "/Users"}]), "entitlement_types[0].endpoint"),
+        (json!([{"name": "License", "endpoint": "Licenses"}]), "entitlement_types[0].endpoint"),
+        (json!([{"name": "A", "endpoint": "/As"}, {"name": "a", "endpoint": "/Bs"}]), "entitlement_types[1]"),
+        (json!([{"name": "A", "endpoint": "/As", "values": [{"value": "x"}, {"value": "X"}]}]), "values[1].value"),
+    ];
+    for (types, path) in bad {
+        let err = IntegrationConfig::from_json(json!({
+            "name": "t", "connector": {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"},
+            "roles": {"entitlement_types": types}}))
+        .unwrap_err();
+        assert!(err.detail.contains(path), "{path}: {}", err.detail);
+    }
+}

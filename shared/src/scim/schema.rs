@@ -235,6 +235,20 @@ pub static ROLE_ATTRS: &[Attr] = &[
 pub static ROLE: Schema = Schema { id: ROLE_SCHEMA, name: "Role", description: "A role of the app", attrs: ROLE_ATTRS };
 pub static ROLE_TYPE: ResourceType = ResourceType { name: "Role", endpoint: "/Roles", core: &ROLE, extensions: &[] };
 
+/// Okta's entitlement resource: the values of one `roles.entitlement_types[]`, read-only.
+pub const ENTITLEMENT_SCHEMA: &str = "urn:okta:scim:schemas:core:1.0:Entitlement";
+pub static ENTITLEMENT_ATTRS: &[Attr] = &[
+    with!(s("displayName", "The entitlement's name as admins see it."), mutability: Mutability::ReadOnly),
+    with!(s("type", "The entitlement type (its resource type's name)."), mutability: Mutability::ReadOnly),
+    with!(s("description", "What the entitlement grants in the app."), mutability: Mutability::ReadOnly),
+];
+pub static ENTITLEMENT: Schema = Schema {
+    id: ENTITLEMENT_SCHEMA,
+    name: "Entitlement",
+    description: "An entitlement of the app",
+    attrs: ENTITLEMENT_ATTRS,
+};
+
 /// A resource type: its core schema and the extensions it may carry.
 #[derive(Debug)]
 pub struct ResourceType {

@@ -5,10 +5,13 @@ use serde_json::{Value, json};
 
 use super::Reply;
 use super::list::MAX_RESULTS;
-use crate::assignment::roles::RoleDef;
+use crate::assignment::roles::{EntitlementType, RoleDef};
 use crate::error::{ScimError, ScimResult};
 use crate::integration::RolesConfig;
-use crate::scim::schema::{self, GROUP_TYPE, LIST_RESPONSE, ROLE_SCHEMA, ROLE_TYPE, ResourceType, Schema, USER_TYPE};
+use crate::scim::schema::{
+    self, ENTITLEMENT, ENTITLEMENT_SCHEMA, GROUP_TYPE, LIST_RESPONSE, ROLE_SCHEMA, ROLE_TYPE, ResourceType, Schema,
+    USER_TYPE,
+};
 
 /// RFC 7643 §5's attributes only: strict SCIM clients (scim2-tester's models among them)
 /// refuse any other key here, so idlcm's other limits are documented (docs/contract.md
@@ -52,8 +55,8 @@ fn list_of(items: Vec<Value>) -> Reply {
     )
 }
 
-/// The resource types an integration offers: `User`, `Group`, and `Role` where it has a
-/// configured role catalog (Okta's "SCIM with entitlements" discovers it).
+/// The resource types an integration offers: `User`, `Group`, `Role` where it has a configured
+/// role catalog, and each configured entitlement type (Okta's "SCIM with entitlements").
 fn types(roles: &RolesConfig) -> Vec<&'static ResourceType> {
     let mut types = vec![&USER_TYPE, &GROUP_TYPE];
     if !roles.catalog.is_empty() {
@@ -62,20 +65,41 @@ fn types(roles: &RolesConfig) -> Vec<&'static ResourceType> {
     types
 }
 
+fn type_resources(base_url: &str, roles: &RolesConfig) -> Vec<Value> {
+    let mut out: Vec<Value> = types(roles).iter().map(|rt| schema::resource_type_resource(rt, base_url)).collect();
+    out.extend(roles.entitlement_types.iter().map(|t| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": t.name,
+            "name": t.name,
+            "endpoint": t.endpoint,
+            "description": format!("{} entitlements of the app", t.name),
+            "schema": ENTITLEMENT_SCHEMA,
+            "meta": { "resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/{}", t.name) },
+        })
+    }));
+    out
+}
+
 pub fn resource_types(base_url: &str, roles: &RolesConfig) -> Reply {
-    list_of(types(roles).iter().map(|rt| schema::resource_type_resource(rt, base_url)).collect())
+    list_of(type_resources(base_url, roles))
 }
 
 pub fn resource_type(base_url: &str, name: &str, roles: &RolesConfig) -> ScimResult<Reply> {
-    types(roles)
+    type_resources(base_url, roles)
         .into_iter()
-        .find(|rt| rt.name.eq_ignore_ascii_case(name))
-        .map(|rt| Reply::json(200, schema::resource_type_resource(rt, base_url)))
+        .find(|rt| rt["id"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(name)))
+        .map(|rt| Reply::json(200, rt))
         .ok_or_else(|| ScimError::not_found("no such resource type"))
 }
 
 fn all_schemas(roles: &RolesConfig) -> Vec<&'static Schema> {
-    types(roles).iter().flat_map(|rt| std::iter::once(rt.core).chain(rt.extensions.iter().copied())).collect()
+    let mut all: Vec<&'static Schema> =
+        types(roles).iter().flat_map(|rt| std::iter::once(rt.core).chain(rt.extensions.iter().copied())).collect();
+    if !roles.entitlement_types.is_empty() {
+        all.push(&ENTITLEMENT);
+    }
+    all
 }
 
 pub fn schemas(base_url: &str, roles: &RolesConfig) -> Reply {
@@ -114,27 +138,75 @@ fn urlencoding(value: &str) -> String {
         .collect()
 }
 
-/// `GET /Roles?startIndex=&count=`: the configured catalog, highest priority first, paged as
-/// RFC 7644 §3.4.2.4 pages (a `startIndex` below 1 counts as 1; `count` 0 gives the total only).
+/// One page of a read-only listing, as RFC 7644 §3.4.2.4 pages (a `startIndex` below 1 counts
+/// as 1; `count` 0 gives the total only).
+fn page(items: Vec<Value>, start_index: Option<i64>, count: Option<i64>) -> Reply {
+    let start = start_index.unwrap_or(1).max(1) as usize;
+    let count = count.unwrap_or(MAX_RESULTS as i64).clamp(0, MAX_RESULTS as i64) as usize;
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(start - 1).take(count).collect();
+    Reply::json(
+        200,
+        json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    )
+}
+
+/// `GET /Roles?startIndex=&count=`: the configured catalog, highest priority first.
 pub fn roles(base_url: &str, roles: &RolesConfig, start_index: Option<i64>, count: Option<i64>) -> ScimResult<Reply> {
     if roles.catalog.is_empty() {
         return Err(ScimError::not_found("no role catalog is configured for this integration"));
     }
     let mut all = roles.catalog.clone();
     all.sort_by_key(|r| std::cmp::Reverse(r.priority));
-    let start = start_index.unwrap_or(1).max(1) as usize;
-    let count = count.unwrap_or(MAX_RESULTS as i64).clamp(0, MAX_RESULTS as i64) as usize;
-    let page: Vec<Value> = all.iter().skip(start - 1).take(count).map(|r| role_resource(r, base_url)).collect();
-    Ok(Reply::json(
-        200,
-        json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": all.len(),
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        }),
-    ))
+    Ok(page(all.iter().map(|r| role_resource(r, base_url)).collect(), start_index, count))
+}
+
+fn entitlement_type<'a>(roles: &'a RolesConfig, endpoint: &str) -> ScimResult<&'a EntitlementType> {
+    roles
+        .entitlement_types
+        .iter()
+        .find(|t| t.endpoint.trim_start_matches('/').eq_ignore_ascii_case(endpoint))
+        .ok_or_else(|| ScimError::not_found("no such endpoint"))
+}
+
+fn entitlement_resource(t: &EntitlementType, value: &RoleDef, base_url: &str) -> Value {
+    let mut out = json!({
+        "schemas": [ENTITLEMENT_SCHEMA],
+        "id": value.value,
+        "displayName": value.display.as_deref().unwrap_or(&value.value),
+        "type": t.name,
+        "meta": {"resourceType": t.name, "location": format!("{base_url}{}/{}", t.endpoint, urlencoding(&value.value))},
+    });
+    if let Some(d) = &value.description {
+        out["description"] = json!(d);
+    }
+    out
+}
+
+/// `GET /<entitlement endpoint>?startIndex=&count=`: the type's values, in configured order.
+pub fn entitlements(
+    base_url: &str,
+    roles: &RolesConfig,
+    endpoint: &str,
+    start_index: Option<i64>,
+    count: Option<i64>,
+) -> ScimResult<Reply> {
+    let t = entitlement_type(roles, endpoint)?;
+    Ok(page(t.values.iter().map(|v| entitlement_resource(t, v, base_url)).collect(), start_index, count))
+}
+
+/// `GET /<entitlement endpoint>/{value}`.
+pub fn entitlement(base_url: &str, roles: &RolesConfig, endpoint: &str, id: &str) -> ScimResult<Reply> {
+    let t = entitlement_type(roles, endpoint)?;
+    let value = t.canonical(id).ok_or_else(|| ScimError::not_found("no such entitlement"))?;
+    let def = t.values.iter().find(|v| v.value == value).ok_or_else(|| ScimError::not_found("no such entitlement"))?;
+    Ok(Reply::json(200, entitlement_resource(t, def, base_url)))
 }
 
 /// `GET /Roles/{id}`.

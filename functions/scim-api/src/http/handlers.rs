@@ -360,7 +360,8 @@ pub async fn schema(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiRes
     Ok(ApiReply(discovery::schema(&scim.base_url, &id, &scim.integration.roles)?))
 }
 
-pub async fn roles_list(scim: Scim, q: QueryParams) -> ApiResult {
+/// `startIndex` and `count` of a read-only listing.
+fn paging(q: &QueryParams) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let number = |name: &str| -> Result<Option<i64>, ApiError> {
         q.get(name)
             .map(|v| {
@@ -370,8 +371,35 @@ pub async fn roles_list(scim: Scim, q: QueryParams) -> ApiResult {
             })
             .transpose()
     };
-    let (start, count) = (number("startIndex")?, number("count")?);
+    Ok((number("startIndex")?, number("count")?))
+}
+
+pub async fn roles_list(scim: Scim, q: QueryParams) -> ApiResult {
+    let (start, count) = paging(&q)?;
     Ok(ApiReply(discovery::roles(&scim.base_url, &scim.integration.roles, start, count)?))
+}
+
+/// An entitlement type's endpoint (`/Licenses`); any other unknown path is 404.
+pub async fn entitlements_list(scim: Scim, Path((_, endpoint)): Path<(String, String)>, q: QueryParams) -> ApiResult {
+    let (start, count) = paging(&q)?;
+    Ok(ApiReply(discovery::entitlements(&scim.base_url, &scim.integration.roles, &endpoint, start, count)?))
+}
+
+/// Other methods on an entitlement endpoint: 405 where one is configured (entitlements are
+/// read-only), else the 404 of any unknown path.
+pub async fn entitlement_other(scim: Scim, Path(params): Path<Vec<(String, String)>>) -> ApiError {
+    let endpoint = params.iter().find(|(k, _)| k == "endpoint").map(|(_, v)| v.as_str()).unwrap_or("");
+    let configured = scim
+        .integration
+        .roles
+        .entitlement_types
+        .iter()
+        .any(|t| t.endpoint.trim_start_matches('/').eq_ignore_ascii_case(endpoint));
+    if configured { method_not_allowed().await } else { not_found().await }
+}
+
+pub async fn entitlement_get(scim: Scim, Path((_, endpoint, id)): Path<(String, String, String)>) -> ApiResult {
+    Ok(ApiReply(discovery::entitlement(&scim.base_url, &scim.integration.roles, &endpoint, &id)?))
 }
 
 pub async fn role_get(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiResult {
