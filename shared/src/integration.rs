@@ -128,8 +128,8 @@ impl RolesConfig {
         self.attribute.as_deref().or((!self.catalog.is_empty()).then_some("roles"))
     }
 
-    /// With a configured catalog: values unique (as text folds), and every group mapping's role
-    /// and the default in it.
+    /// Catalog values unique (as text folds); entitlement types well named and unique; with a
+    /// configured catalog, every group mapping's role and the default in it.
     fn check(&self) -> ScimResult<()> {
         fn fold(v: &str) -> std::borrow::Cow<'_, str> {
             crate::scim::text::fold(v, false)
