@@ -28,6 +28,9 @@ pub struct Inner {
     pub queue: Queue,
     /// Secret references: the admin token hash, webhook secrets for callbacks.
     pub secrets: Secrets,
+    /// Outbound clients for connector calls (`roles/import`), built on first use: most
+    /// instances never make one, and the TLS setup is not free.
+    outbound: std::sync::OnceLock<idlcm::connector::OutboundClients>,
 }
 
 impl AppState {
@@ -43,7 +46,13 @@ impl AppState {
     ) -> Self {
         let store = Store::new(dynamodb, config.table.clone()).with_history_days(config.history_days);
         let queue = Queue::new(sqs, config.jobs_queue_url.clone());
-        AppState(Arc::new(Inner { config, store, queue, secrets }))
+        AppState(Arc::new(Inner { config, store, queue, secrets, outbound: std::sync::OnceLock::new() }))
+    }
+}
+
+impl Inner {
+    pub fn outbound(&self) -> &idlcm::connector::OutboundClients {
+        self.outbound.get_or_init(|| idlcm::connector::OutboundClients::new(self.config.allow_loopback_connectors))
     }
 }
 

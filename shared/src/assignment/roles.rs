@@ -91,7 +91,9 @@ impl<'a> Catalog<'a> {
         if let Some(d) = default
             && !derived.iter().any(|(v, _)| fold(v, false) == fold(d, false))
         {
-            derived.push((d.to_string(), i64::MIN));
+            // Below every mapped role, above an unknown explicit value (i64::MIN).
+            let lowest = derived.iter().map(|(_, p)| *p).min().map_or(0, |p| p.saturating_sub(10));
+            derived.push((d.to_string(), lowest));
         }
         Catalog { configured, derived }
     }

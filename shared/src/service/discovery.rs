@@ -1,16 +1,16 @@
-//! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas` (RFC 7644 §4), and `/Roles` (the role
-//! catalog, docs/contract.md "App roles (catalog)"). What they say is what the server does.
+//! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas` (RFC 7644 §4), `/Roles` and the
+//! entitlement endpoints (docs/contract.md "App roles (catalog)"). What they say is what the
+//! server does.
 
 use serde_json::{Value, json};
 
 use super::Reply;
-use super::list::MAX_RESULTS;
+use super::list::{ListParams, MAX_RESULTS, list_response, parse_window};
 use crate::assignment::roles::{EntitlementType, RoleDef};
 use crate::error::{ScimError, ScimResult};
 use crate::integration::RolesConfig;
 use crate::scim::schema::{
-    self, ENTITLEMENT, ENTITLEMENT_SCHEMA, GROUP_TYPE, LIST_RESPONSE, ROLE_SCHEMA, ROLE_TYPE, ResourceType, Schema,
-    USER_TYPE,
+    self, ENTITLEMENT, ENTITLEMENT_SCHEMA, GROUP_TYPE, ROLE_SCHEMA, ROLE_TYPE, ResourceType, Schema, USER_TYPE,
 };
 
 /// RFC 7643 §5's attributes only: strict SCIM clients (scim2-tester's models among them)
@@ -43,16 +43,7 @@ pub fn service_provider_config(base_url: &str) -> Reply {
 }
 
 fn list_of(items: Vec<Value>) -> Reply {
-    Reply::json(
-        200,
-        json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": items.len(),
-            "startIndex": 1,
-            "itemsPerPage": items.len(),
-            "Resources": items,
-        }),
-    )
+    list_response(items.len(), 1, items)
 }
 
 /// The resource types an integration offers: `User`, `Group`, `Role` where it has a configured
@@ -120,7 +111,7 @@ fn role_resource(role: &RoleDef, base_url: &str) -> Value {
         "schemas": [ROLE_SCHEMA],
         "id": role.value,
         "displayName": role.display.as_deref().unwrap_or(&role.value),
-        "meta": {"resourceType": "Role", "location": format!("{base_url}/Roles/{}", urlencoding(&role.value))},
+        "meta": {"resourceType": "Role", "location": format!("{base_url}/Roles/{}", urlencoding::encode(&role.value))},
     });
     if let Some(d) = &role.description {
         out["description"] = json!(d);
@@ -128,43 +119,21 @@ fn role_resource(role: &RoleDef, base_url: &str) -> Value {
     out
 }
 
-fn urlencoding(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One page of a read-only listing, as RFC 7644 §3.4.2.4 pages (a `startIndex` below 1 counts
-/// as 1; `count` 0 gives the total only).
-fn page(items: Vec<Value>, start_index: Option<i64>, count: Option<i64>) -> Reply {
-    let start = start_index.unwrap_or(1).max(1) as usize;
-    let count = count.unwrap_or(MAX_RESULTS as i64).clamp(0, MAX_RESULTS as i64) as usize;
+/// One page of a read-only listing, by `startIndex`/`count` as every SCIM listing pages.
+fn page(items: Vec<Value>, params: &ListParams) -> ScimResult<Reply> {
+    let (start, count) = parse_window(params)?;
     let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(start - 1).take(count).collect();
-    Reply::json(
-        200,
-        json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        }),
-    )
+    Ok(list_response(total, start, items.into_iter().skip(start - 1).take(count).collect()))
 }
 
 /// `GET /Roles?startIndex=&count=`: the configured catalog, highest priority first.
-pub fn roles(base_url: &str, roles: &RolesConfig, start_index: Option<i64>, count: Option<i64>) -> ScimResult<Reply> {
+pub fn roles(base_url: &str, roles: &RolesConfig, params: &ListParams) -> ScimResult<Reply> {
     if roles.catalog.is_empty() {
         return Err(ScimError::not_found("no role catalog is configured for this integration"));
     }
     let mut all = roles.catalog.clone();
     all.sort_by_key(|r| std::cmp::Reverse(r.priority));
-    Ok(page(all.iter().map(|r| role_resource(r, base_url)).collect(), start_index, count))
+    page(all.iter().map(|r| role_resource(r, base_url)).collect(), params)
 }
 
 fn entitlement_type<'a>(roles: &'a RolesConfig, endpoint: &str) -> ScimResult<&'a EntitlementType> {
@@ -181,7 +150,7 @@ fn entitlement_resource(t: &EntitlementType, value: &RoleDef, base_url: &str) ->
         "id": value.value,
         "displayName": value.display.as_deref().unwrap_or(&value.value),
         "type": t.name,
-        "meta": {"resourceType": t.name, "location": format!("{base_url}{}/{}", t.endpoint, urlencoding(&value.value))},
+        "meta": {"resourceType": t.name, "location": format!("{base_url}{}/{}", t.endpoint, urlencoding::encode(&value.value))},
     });
     if let Some(d) = &value.description {
         out["description"] = json!(d);
@@ -190,15 +159,9 @@ fn entitlement_resource(t: &EntitlementType, value: &RoleDef, base_url: &str) ->
 }
 
 /// `GET /<entitlement endpoint>?startIndex=&count=`: the type's values, in configured order.
-pub fn entitlements(
-    base_url: &str,
-    roles: &RolesConfig,
-    endpoint: &str,
-    start_index: Option<i64>,
-    count: Option<i64>,
-) -> ScimResult<Reply> {
+pub fn entitlements(base_url: &str, roles: &RolesConfig, endpoint: &str, params: &ListParams) -> ScimResult<Reply> {
     let t = entitlement_type(roles, endpoint)?;
-    Ok(page(t.values.iter().map(|v| entitlement_resource(t, v, base_url)).collect(), start_index, count))
+    page(t.values.iter().map(|v| entitlement_resource(t, v, base_url)).collect(), params)
 }
 
 /// `GET /<entitlement endpoint>/{value}`.

@@ -85,7 +85,7 @@ fn resource_type(kind: Kind) -> &'static ResourceType {
 }
 
 /// RFC 7644 §3.4.2.4: startIndex < 1 is 1; count < 0 is 0; both must be integers.
-fn parse_window(p: &ListParams) -> ScimResult<(usize, usize)> {
+pub(crate) fn parse_window(p: &ListParams) -> ScimResult<(usize, usize)> {
     let int = |name: &str, v: &Option<String>| -> ScimResult<Option<i64>> {
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
@@ -276,7 +276,7 @@ pub async fn search_all(ctx: Ctx<'_>, params: &ListParams) -> ScimResult<Reply> 
     Ok(list_response(users + groups, start, resources))
 }
 
-fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Reply {
+pub(crate) fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Reply {
     Reply::json(
         200,
         json!({

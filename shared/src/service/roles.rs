@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Reply;
 use crate::assignment::roles::RoleDef;
-use crate::connector::{self, AppRole, ConnectorError, Outbound, Policy};
+use crate::connector::{self, AppRole, ConnectorError, OutboundClients};
 use crate::error::{ScimError, ScimResult};
 use crate::integration::RolesConfig;
 use crate::scim::text::fold;
@@ -29,25 +29,11 @@ pub struct Merged {
 /// The catalog after an import. Known values keep their priority (the app's display name and
 /// description fill in what the catalog lacks); new ones are appended in the app's order, each
 /// 10 below the lowest so far. Without a configured catalog, the group mappings' roles (with
-/// their priorities) are the starting point, so a save keeps the mappings valid.
+/// their priorities) and the default are the starting point, so the saved catalog keeps the
+/// configuration valid.
 pub fn merge(roles: &RolesConfig, imported: &[AppRole]) -> Merged {
-    let mut catalog: Vec<RoleDef> = if roles.catalog.is_empty() {
-        let mut from_groups: Vec<RoleDef> = Vec::new();
-        for g in &roles.groups {
-            match from_groups.iter_mut().find(|r| fold(&r.value, false) == fold(&g.role, false)) {
-                Some(r) => r.priority = r.priority.max(g.priority),
-                None => from_groups.push(RoleDef {
-                    value: g.role.clone(),
-                    display: None,
-                    priority: g.priority,
-                    description: None,
-                }),
-            }
-        }
-        from_groups
-    } else {
-        roles.catalog.clone()
-    };
+    // Without a configured catalog, the derived one (group mappings and the default) starts it.
+    let mut catalog: Vec<RoleDef> = roles.catalog().entries();
     let mut added = Vec::new();
     for role in imported {
         match catalog.iter_mut().find(|r| fold(&r.value, false) == fold(&role.value, false)) {
@@ -80,13 +66,13 @@ fn app_error(e: ConnectorError) -> ScimError {
 }
 
 /// Reads the app's roles through the connector, merges them into the catalog and saves it.
-pub async fn import(store: &Store, secrets: &Secrets, id: &str, loopback: bool) -> ScimResult<Reply> {
+pub async fn import(store: &Store, secrets: &Secrets, outbound: &OutboundClients, id: &str) -> ScimResult<Reply> {
     let record = store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))?;
     let mut config_json = record.config_json();
     let config = crate::integration::IntegrationConfig::from_json(config_json.clone())?;
-    let policy = Policy { loopback, private: config.allow_private_network };
     let resolved = connector::resolve_secret_ref(&config.connector, secrets).await.map_err(app_error)?;
-    let built = connector::build(&resolved, Outbound::new(policy)).map_err(app_error)?;
+    let built =
+        connector::build(&resolved, outbound.for_integration(config.allow_private_network)).map_err(app_error)?;
     let Some(imported) = built.list_roles().await.map_err(app_error)? else {
         return Err(ScimError::invalid_value(format!(
             "the {} connector has no list_roles: configure connector.list_roles (http connectors)",
@@ -159,5 +145,18 @@ mod tests {
         assert_eq!(got, [("admin", 20), ("user", 10), ("viewer", 0)]);
         let again = merge(&roles(json!({"catalog": first.catalog.clone()})), &app);
         assert_eq!((again.catalog, again.added.len()), (first.catalog, 0));
+    }
+
+    #[test]
+    fn a_default_the_app_does_not_list_stays_in_the_catalog_so_the_save_is_valid() {
+        let cfg = roles(json!({"default": "guest", "groups": [{"group": "A", "role": "admin", "priority": 20}]}));
+        let m = merge(&cfg, &[role("admin", None), role("viewer", None)]);
+        let got: Vec<(&str, i64)> = m.catalog.iter().map(|r| (r.value.as_str(), r.priority)).collect();
+        assert_eq!(got, [("admin", 20), ("guest", 10), ("viewer", 0)]);
+        assert_eq!(m.not_in_app, vec!["guest"]);
+        let saved = json!({"name": "t", "connector": {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"},
+                           "roles": {"default": "guest", "groups": [{"group": "A", "role": "admin", "priority": 20}],
+                                     "catalog": m.catalog}});
+        assert!(crate::integration::IntegrationConfig::from_json(saved).is_ok());
     }
 }

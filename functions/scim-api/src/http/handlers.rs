@@ -121,8 +121,7 @@ pub async fn admin_get_integration(
 }
 
 pub async fn admin_import_roles(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
-    let loopback = state.config.allow_loopback_connectors;
-    Ok(ApiReply(service::roles::import(&state.store, &state.secrets, &id, loopback).await?))
+    Ok(ApiReply(service::roles::import(&state.store, &state.secrets, state.outbound(), &id).await?))
 }
 
 pub async fn admin_update_integration(
@@ -360,29 +359,13 @@ pub async fn schema(scim: Scim, Path((_, id)): Path<(String, String)>) -> ApiRes
     Ok(ApiReply(discovery::schema(&scim.base_url, &id, &scim.integration.roles)?))
 }
 
-/// `startIndex` and `count` of a read-only listing.
-fn paging(q: &QueryParams) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let number = |name: &str| -> Result<Option<i64>, ApiError> {
-        q.get(name)
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ApiError(ScimError::invalid_value(format!("'{name}' must be an integer"))))
-            })
-            .transpose()
-    };
-    Ok((number("startIndex")?, number("count")?))
-}
-
 pub async fn roles_list(scim: Scim, q: QueryParams) -> ApiResult {
-    let (start, count) = paging(&q)?;
-    Ok(ApiReply(discovery::roles(&scim.base_url, &scim.integration.roles, start, count)?))
+    Ok(ApiReply(discovery::roles(&scim.base_url, &scim.integration.roles, &list_params(&q))?))
 }
 
 /// An entitlement type's endpoint (`/Licenses`); any other unknown path is 404.
 pub async fn entitlements_list(scim: Scim, Path((_, endpoint)): Path<(String, String)>, q: QueryParams) -> ApiResult {
-    let (start, count) = paging(&q)?;
-    Ok(ApiReply(discovery::entitlements(&scim.base_url, &scim.integration.roles, &endpoint, start, count)?))
+    Ok(ApiReply(discovery::entitlements(&scim.base_url, &scim.integration.roles, &endpoint, &list_params(&q))?))
 }
 
 /// Other methods on an entitlement endpoint: 405 where one is configured (entitlements are
