@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::assignment::diff::diff;
+use crate::assignment::drift;
 use crate::connector::{self, Connector, ConnectorConfig, ConnectorError, Job, Outcome};
 use crate::integration::IntegrationConfig;
 use crate::metrics;
 use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
 use crate::secrets::Secrets;
 use crate::service::{now, render};
-use crate::store::provisioning::{AppliedRow, JobGuard, JobOutcome, JobRow, status};
+use crate::store::provisioning::{AppliedRow, BASIS_APP, BASIS_REDELIVER, JobGuard, JobOutcome, JobRow, status};
 use crate::store::resources::Kind;
 use crate::store::{Store, StoreError};
 use crate::time::later;
@@ -150,7 +151,8 @@ impl Worker {
     async fn fanout(&self, page: &FanoutMessage, receive_count: u32) -> Disposition {
         let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
         let span = tracing::info_span!("fanout", integration_id = %page.integration_id, fanout = %page.fanout, page = page.page);
-        match crate::service::fanout::run(&self.store, &queue, page).instrument(span).await {
+        let app = crate::service::resync::AppAccess { outbound: &self.http, secrets: &self.secrets };
+        match crate::service::fanout::run(&self.store, &queue, app, page).instrument(span).await {
             Ok(()) => Disposition::Ack,
             Err(e) => {
                 tracing::warn!(integration_id = %page.integration_id, fanout = %page.fanout, error = %e.detail, "fan-out page failed; will run again");
@@ -242,11 +244,22 @@ impl Worker {
             self.store.clear_pending(iid, &job.user_id, &pending).await?;
             applied_row = self.store.get_applied(iid, &job.user_id).await?;
         }
-        let applied = applied_row.as_ref().and_then(AppliedRow::applied);
-        let app_id = applied_row.as_ref().and_then(|r| r.app_id.clone());
+        // A resync's correction starts from what the app was found to hold (`app`), or sends
+        // the desired state again whatever was last applied (`redeliver`): it runs even when
+        // idlcm's own record says the app is up to date (docs/contract.md "Resync and drift").
+        let basis = job.basis.as_deref();
+        let applied = match basis {
+            Some(BASIS_APP) => job.before(),
+            _ => applied_row.as_ref().and_then(AppliedRow::applied),
+        };
+        let app_id = applied_row.as_ref().and_then(|r| r.app_id.clone()).or_else(|| job.found_app_id.clone());
 
-        let already = applied_row.as_ref().is_some_and(|r| r.seq >= desired_seq);
-        let Some(change) = (!already).then(|| diff(applied.as_ref(), desired.as_ref())).flatten() else {
+        let already = basis.is_none() && applied_row.as_ref().is_some_and(|r| r.seq >= desired_seq);
+        let change = (!already)
+            .then(|| diff(applied.as_ref(), desired.as_ref()))
+            .flatten()
+            .or_else(|| (basis == Some(BASIS_REDELIVER)).then(|| drift::redeliver(desired.as_ref())).flatten());
+        let Some(change) = change else {
             // Nothing to do: a duplicate, or a later job already applied this state.
             if !already {
                 self.store.record_applied(iid, &job.user_id, desired.as_ref(), desired_seq, app_id.clone()).await?;
@@ -365,17 +378,9 @@ impl Worker {
         }
     }
 
-    /// The connector for a configuration, its secret reference resolved first. A secret that
-    /// cannot be read now is retried like an app that is down.
+    /// The connector for a configuration (`connector::for_integration`).
     async fn connector(&self, config: &IntegrationConfig) -> Result<Box<dyn Connector>, ConnectorError> {
-        let outbound = self.http.for_integration(config.allow_private_network);
-        let config = connector::resolve_secret_ref(&config.connector, &self.secrets).await?;
-        connector::build(&config, outbound).map_err(|e| match e {
-            ConnectorError::Permanent { message, status } => {
-                ConnectorError::Permanent { message: format!("connector configuration: {message}"), status }
-            }
-            retryable => retryable,
-        })
+        connector::for_integration(config, &self.http, &self.secrets).await
     }
 
     /// The SCIM user to send: the stored one, or for a deleted user the job's snapshot.

@@ -74,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/integrations/{id}/tokens", post(h::admin_issue_token))
         .route("/admin/integrations/{id}/roles/import", post(h::admin_import_roles))
+        .route("/admin/integrations/{id}/resync", post(h::admin_resync))
+        .route("/admin/integrations/{id}/unmanaged", get(h::admin_unmanaged))
         .route("/admin/integrations/{id}/tokens/{token_id}", axum::routing::delete(h::admin_revoke_token))
         .route("/admin/integrations/{id}/activity", get(h::admin_activity))
         .route("/admin/integrations/{id}/activity/{request_id}", get(h::admin_activity_detail))

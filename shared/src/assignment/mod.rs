@@ -2,6 +2,7 @@
 //! Pure logic: no AWS types.
 
 pub mod diff;
+pub mod drift;
 pub mod effective;
 pub mod roles;
 

@@ -43,6 +43,9 @@ pub struct HttpConfig {
     /// How to read the app's roles for `roles/import` (docs/contract.md "App roles (catalog)").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_roles: Option<ListRoles>,
+    /// How to read the app's accounts page by page for resync (docs/contract.md "Resync and drift").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_users: Option<ListUsers>,
 }
 
 /// `GET {base_url}{path}` with the connector's headers; the roles are the array at `items`
@@ -71,6 +74,7 @@ impl fmt::Debug for HttpConfig {
             .field("secret_ref", &self.secret_ref)
             .field("operations", &self.operations)
             .field("list_roles", &self.list_roles)
+            .field("list_users", &self.list_users)
             .finish()
     }
 }
@@ -171,6 +175,7 @@ pub struct HttpConnector {
     operations: [Option<Operation>; 5],
     lookup: Option<Operation>,
     list_roles: Option<ListRoles>,
+    list_users: Option<ListUsers>,
     secret: Option<String>,
     http: super::Outbound,
 }
@@ -371,7 +376,11 @@ impl HttpConnector {
             ));
         }
         let list_roles = config.list_roles.clone();
-        Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, list_roles, secret, http })
+        let list_users = config.list_users.clone();
+        if let Some(list) = &list_users {
+            list::compile(&mut compiler, list)?;
+        }
+        Ok(HttpConnector { base, env: compiler.env, headers, operations, lookup, list_roles, list_users, secret, http })
     }
 
     /// The operation for an action, with the documented fallbacks to `update`.
@@ -556,11 +565,27 @@ impl Connector for HttpConnector {
             }
         })
     }
+
+    fn list_accounts<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<super::AccountPage>, ConnectorError>> {
+        Box::pin(async move {
+            match &self.list_users {
+                Some(list) => self.read_accounts(list, cursor).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
 }
 
 #[path = "http_roles.rs"]
 mod roles;
 pub use roles::roles_from;
+
+#[path = "http_list.rs"]
+mod list;
+pub use list::{ListUsers, accounts_from};
 
 #[cfg(test)]
 mod tests {

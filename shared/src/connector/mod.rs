@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::assignment::drift::AccountPage;
 use crate::assignment::{Action, Assignment};
 pub use egress::{Outbound, OutboundClients, Policy};
 
@@ -62,6 +63,17 @@ pub trait Connector: Send + Sync {
 
     /// The app's roles, where the connector is configured to read them (`None`: it is not).
     fn list_roles(&self) -> BoxFuture<'_, Result<Option<Vec<AppRole>>, ConnectorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// One page of the app's accounts, from `cursor` (the previous page's `next`), where the
+    /// connector is configured to list them (`None`: it cannot; a resync then re-delivers the
+    /// desired state instead of comparing).
+    fn list_accounts<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<AccountPage>, ConnectorError>> {
+        let _ = cursor;
         Box::pin(async { Ok(None) })
     }
 }
@@ -144,6 +156,24 @@ pub fn build(config: &ConnectorConfig, http: Outbound) -> Result<Box<dyn Connect
         ConnectorConfig::Http(c) => Box::new(http::HttpConnector::new(c, http)?),
         ConnectorConfig::Scim(c) => Box::new(scim::ScimConnector::new(c, http)?),
         ConnectorConfig::Webhook(c) => Box::new(webhook::WebhookConnector::new(c, http)?),
+    })
+}
+
+/// The connector of an integration, its `ssm:`/`secretsmanager:` secret reference resolved
+/// first (a secret that cannot be read now is retryable, like an app that is down). A
+/// configuration it cannot build is a permanent error naming the connector configuration.
+pub async fn for_integration(
+    config: &crate::integration::IntegrationConfig,
+    outbound: &OutboundClients,
+    secrets: &Secrets,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let http = outbound.for_integration(config.allow_private_network);
+    let connector = resolve_secret_ref(&config.connector, secrets).await?;
+    build(&connector, http).map_err(|e| match e {
+        ConnectorError::Permanent { message, status } => {
+            ConnectorError::Permanent { message: format!("connector configuration: {message}"), status }
+        }
+        retryable => retryable,
     })
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{BoxFuture, Connector, ConnectorError, Job, Outcome, classify, permanent, resolve_secret, send};
 use crate::assignment::Action;
+use crate::assignment::drift::{AccountPage, AppAccount};
 
 const SCIM_JSON: &str = "application/scim+json";
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -303,6 +304,57 @@ impl Connector for ScimConnector {
             super::http::roles_from(&answer, &list).map(Some)
         })
     }
+
+    /// `GET /Users?startIndex=&count=` page by page (the cursor is the next `startIndex`).
+    fn list_accounts<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<AccountPage>, ConnectorError>> {
+        Box::pin(async move {
+            let start = cursor.and_then(|c| c.parse::<u64>().ok()).unwrap_or(1).max(1);
+            let url = format!("{}/Users?startIndex={start}&count={LIST_PAGE}", self.base);
+            let (_, text) = classify(send(self.request(Method::GET, &url)?).await?).await?;
+            let answer = parse_json(&text)?;
+            Ok(Some(accounts_from(&answer, &self.role, start)))
+        })
+    }
+}
+
+/// Users asked for per page when listing the app's accounts.
+const LIST_PAGE: u64 = 100;
+
+/// One SCIM `ListResponse` as accounts: `id`, `userName` as the match key, `active`, and the
+/// role where the connector puts it. The next page starts after this one while the app says
+/// there are more (`totalResults`) and this page was not empty. Pure: unit-tested.
+fn accounts_from(answer: &Value, role: &RolePlacement, start: u64) -> AccountPage {
+    let resources = answer.get("Resources").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let accounts: Vec<AppAccount> = resources
+        .iter()
+        .filter_map(|r| {
+            let id = r.get("id").and_then(id_string)?;
+            let role_value = match role {
+                RolePlacement::Roles => r.get("roles").and_then(Value::as_array).map(|roles| {
+                    let primary = roles.iter().find(|x| x.get("primary").and_then(Value::as_bool) == Some(true));
+                    primary.or(roles.first()).and_then(|x| x.get("value")).and_then(Value::as_str).map(str::to_owned)
+                }),
+                RolePlacement::TopLevel(name) => r.get(name).map(|v| v.as_str().map(str::to_owned)),
+                RolePlacement::Extension { urn, name } => {
+                    r.get(urn).map(|ext| ext.get(name).and_then(Value::as_str).map(str::to_owned))
+                }
+            };
+            Some(AppAccount {
+                id,
+                key: r.get("userName").and_then(Value::as_str).map(str::to_owned),
+                active: r.get("active").and_then(Value::as_bool),
+                role: Some(role_value.flatten()),
+                attributes: Default::default(),
+            })
+        })
+        .collect();
+    let total = answer.get("totalResults").and_then(Value::as_u64).unwrap_or(0);
+    let seen = start - 1 + resources.len() as u64;
+    let next = (!resources.is_empty() && seen < total).then(|| (seen + 1).to_string());
+    AccountPage { accounts, next }
 }
 
 fn user_name(user: &Value) -> Result<&str, ConnectorError> {
@@ -559,6 +611,26 @@ mod tests {
         // Multibyte names never slice inside a character (this panicked the worker's batches).
         assert_eq!(RolePlacement::parse(Some("ab€")).unwrap(), RolePlacement::TopLevel("ab€".into()));
         assert_eq!(RolePlacement::parse(Some("ur€")).unwrap(), RolePlacement::TopLevel("ur€".into()));
+    }
+
+    #[test]
+    fn accounts_are_paged_by_start_index() {
+        let answer = json!({"totalResults": 3, "Resources": [
+            {"id": "a1", "userName": "ada@example.com", "active": true, "roles": [{"value": "viewer"}, {"value": "admin", "primary": true}]},
+            {"id": "a2", "userName": "bob@example.com", "active": false}
+        ]});
+        let page = accounts_from(&answer, &RolePlacement::Roles, 1);
+        assert_eq!(page.next.as_deref(), Some("3"));
+        assert_eq!(page.accounts[0].role, Some(Some("admin".into())));
+        assert_eq!((page.accounts[1].active, page.accounts[1].role.clone()), (Some(false), Some(None)));
+        let last = accounts_from(&json!({"totalResults": 3, "Resources": [{"id": "a3"}]}), &RolePlacement::Roles, 3);
+        assert_eq!(last.next, None);
+        let top = accounts_from(
+            &json!({"Resources": [{"id": "a1", "role": "x"}]}),
+            &RolePlacement::TopLevel("role".into()),
+            1,
+        );
+        assert_eq!((top.accounts[0].role.clone(), top.next), (Some(Some("x".into())), None));
     }
 
     #[tokio::test]

@@ -2,10 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Reply, now};
+use super::{Reply, now, reconfigure};
 use crate::auth;
 use crate::error::{ScimError, ScimResult};
 use crate::integration::IntegrationConfig;
+use crate::queue::Queue;
 use crate::store::Store;
 use crate::store::integrations::IntegrationRecord;
 
@@ -109,13 +110,17 @@ pub async fn get_integration(store: &Store, api_url: &str, id: &str) -> ScimResu
 }
 
 /// `PUT /admin/integrations/{id}`: a new configuration. A connector `secret` of `***` (as GET
-/// shows it) keeps the stored one. Tokens are untouched.
+/// shows it) keeps the stored one. Tokens are untouched. A change to `roles` or `attributes`
+/// re-plans every user (`service::reconfigure`): the answer then names the `RECONFIGURE`
+/// request as `replan_request_id`. With `dry_run`, nothing is saved or sent: the answer is
+/// what the save would change.
 pub async fn update_integration(
     store: &Store,
+    queue: &Queue,
     api_url: &str,
     id: &str,
     mut body: Value,
-    loopback: bool,
+    options: UpdateOptions,
 ) -> ScimResult<Reply> {
     let current = load(store, id).await?;
     if body.get("connector").and_then(|c| c.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
@@ -124,12 +129,38 @@ pub async fn update_integration(
         body["connector"]["secret"] = stored;
     }
     restore_redacted_headers(&mut body, &current.config_json());
-    let (name, config) = check_config(body, loopback).await?;
-    if !store.update_integration(id, &name, &config).await? {
-        return Err(ScimError::not_found("no such integration"));
+    let (name, config) = check_config(body, options.loopback).await?;
+    let replan = reconfigure::affects_assignments(&current.config_json(), &config);
+    if options.dry_run {
+        let mut preview = if replan {
+            reconfigure::preview(store, queue, id, &IntegrationConfig::from_json(config.clone())?).await?
+        } else {
+            json!({ "dry_run": true, "users": null, "changes": { "total": 0, "by_action": {} }, "sample": [] })
+        };
+        preview["replan"] = json!(replan);
+        return Ok(Reply::json(200, preview));
     }
-    tracing::info!(integration_id = %id, "integration updated");
-    get_integration(store, api_url, id).await
+    let request_id = if replan {
+        Some(reconfigure::save_and_replan(store, queue, id, &name, &config).await?)
+    } else {
+        if !store.update_integration(id, &name, &config).await? {
+            return Err(ScimError::not_found("no such integration"));
+        }
+        None
+    };
+    tracing::info!(integration_id = %id, replan = request_id.is_some(), "integration updated");
+    let mut reply = get_integration(store, api_url, id).await?;
+    if let (Some(body), Some(request_id)) = (reply.body.as_mut(), request_id) {
+        body["replan_request_id"] = json!(request_id);
+    }
+    Ok(reply)
+}
+
+/// How a configuration is saved: loopback connectors allowed (local runs), or only tried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateOptions {
+    pub loopback: bool,
+    pub dry_run: bool,
 }
 
 /// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once.

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use super::provision::{Affected, Provision, RoleGroups, plan_group_change};
+use super::resync::AppAccess;
 use super::{Ctx, WRITE_ATTEMPTS};
 use crate::error::ScimResult;
 use crate::integration::IntegrationConfig;
@@ -24,11 +25,16 @@ const USERS_PER_TRANSACTION: usize = 49;
 
 /// Runs the page `msg` names. A message for a page already run, a finished task or a deleted
 /// integration does nothing.
-pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResult<()> {
+pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutMessage) -> ScimResult<()> {
     let iid = msg.integration_id.as_str();
     let Some(task) = store.get_fanout(iid, &msg.fanout).await? else { return Ok(()) };
     if task.page != msg.page {
         return Ok(());
+    }
+    match task.mode {
+        FanoutMode::Resync => return super::resync::run_step(store, queue, app, &task).await,
+        FanoutMode::Reconfigure => return super::reconfigure::run_step(store, queue, &task).await,
+        FanoutMode::Replan | FanoutMode::Delete => {}
     }
     let Some(record) = store.get_integration(iid).await? else {
         // The integration is gone: nothing to plan for; the task and its request end.
@@ -43,7 +49,7 @@ pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResul
     let after = match task.mode {
         FanoutMode::Replan => task.cursor.as_deref(),
         // Handled rows are deleted: the next page is always the first.
-        FanoutMode::Delete => None,
+        _ => None,
     };
     let (members, more) = store.group_members_page(iid, &task.group_id, after, PAGE).await?;
     if let Some(request_id) = &task.request_id
@@ -62,7 +68,7 @@ pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResul
     if more {
         let cursor = match task.mode {
             FanoutMode::Replan => members.last().map(String::as_str),
-            FanoutMode::Delete => None,
+            _ => None,
         };
         if store.fanout_advance(&task, cursor, &now).await? {
             let next = FanoutMessage { page: task.page + 1, resend: None, ..msg.clone() };
@@ -83,11 +89,13 @@ pub async fn run(store: &Store, queue: &Queue, msg: &FanoutMessage) -> ScimResul
 
 /// Plans these members again against the integration's current state and commits the jobs of
 /// those whose assignment changes, in the task's request.
-async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, members: &[String]) -> ScimResult<()> {
+pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, members: &[String]) -> ScimResult<()> {
     let (store, iid) = (ctx.store, ctx.integration_id);
     let roles = RoleGroups::load(ctx).await?;
+    // Reconfigure re-plans users outside any one group (`group_id` is empty): every role
+    // group counts as it is.
     let name_after = match task.mode {
-        FanoutMode::Delete => None,
+        FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync => None,
         FanoutMode::Replan => store
             .get_resource(iid, Kind::Group, &task.group_id)
             .await?
@@ -97,7 +105,7 @@ async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, members: &[Str
         for attempt in 1..=WRITE_ATTEMPTS {
             // Membership now (a concurrent PATCH may have removed someone since the page read).
             let still: HashSet<String> = match task.mode {
-                FanoutMode::Delete => HashSet::new(),
+                FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync => HashSet::new(),
                 FanoutMode::Replan => {
                     let pairs: Vec<(String, String)> =
                         chunk.iter().map(|u| (task.group_id.clone(), u.clone())).collect();

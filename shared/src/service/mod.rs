@@ -9,7 +9,9 @@ pub mod fanout;
 pub mod groups;
 pub mod list;
 pub mod provision;
+pub mod reconfigure;
 pub mod render;
+pub mod resync;
 pub mod roles;
 pub mod users;
 

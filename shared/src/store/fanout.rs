@@ -22,6 +22,41 @@ pub enum FanoutMode {
     Replan,
     /// The group is gone: re-plan each member without it, then delete the membership rows.
     Delete,
+    /// Every user re-planned after the integration's configuration changed (`RECONFIGURE`).
+    Reconfigure,
+    /// Every user compared with the app (`RESYNC`, `service::resync`).
+    Resync,
+}
+
+/// Where a resync stands (docs/contract.md "Resync and drift").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncState {
+    /// `report` or `correct`.
+    pub mode: String,
+    pub stage: ResyncStage,
+    /// Whether the connector can list the app's accounts (known after the first read).
+    #[serde(default)]
+    pub readable: bool,
+    /// The app's cursor for the next page to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_cursor: Option<String>,
+    /// `APP` rows written so far.
+    #[serde(default)]
+    pub app_rows: u32,
+    /// App pages read so far.
+    #[serde(default)]
+    pub app_pages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResyncStage {
+    /// Reading the app's accounts, a page per message.
+    Read,
+    /// Comparing the integration's users with them, a page per message.
+    Compare,
+    /// Saving the unmanaged accounts and ending.
+    Finish,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +75,8 @@ pub struct FanoutRow {
     pub cursor: Option<String>,
     pub page: u32,
     pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<ResyncState>,
     pub gsi1pk: String,
     pub gsi1sk: String,
 }
@@ -60,6 +97,7 @@ impl FanoutRow {
             cursor: None,
             page: 0,
             created_at: now.to_string(),
+            resync: None,
         }
     }
 }
@@ -99,6 +137,23 @@ impl Store {
             None => up.update_expression("SET page = :next, gsi1sk = :gsk"),
         };
         Ok(StoreError::conditional("UpdateItem", up.send().await)?.is_some())
+    }
+
+    /// Moves the task past the page it read (`old.page`) to `new` (its next page, cursor and
+    /// resync state); `false` if another run did first.
+    pub async fn fanout_save(&self, old: &FanoutRow, new: &FanoutRow) -> Result<bool, StoreError> {
+        let mut new = new.clone();
+        new.gsi1sk = keys::fanout_gsi_sk(&crate::time::now(), &new.integration_id, &new.id);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(&new).map_err(|e| StoreError::Malformed(e.to_string()))?))
+            .condition_expression("page = :page")
+            .expression_attribute_values(":page", n(u64::from(old.page)))
+            .send()
+            .await;
+        Ok(StoreError::conditional("PutItem", result)?.is_some())
     }
 
     /// The task is done: its row goes (`false` if another run finished it first).

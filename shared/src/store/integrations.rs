@@ -107,6 +107,27 @@ impl Store {
         Ok(StoreError::conditional("UpdateItem", result)?.is_some())
     }
 
+    /// [`Self::update_integration`] as a transaction action (with the re-plan it starts).
+    pub fn integration_update_action(
+        &self,
+        id: &str,
+        name: &str,
+        config: &Value,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
+            .update_expression("SET #name = :name, config = :config")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", super::s(name))
+            .expression_attribute_values(":config", super::s(config.to_string()))
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(update).build())
+    }
+
     /// Sets the token hashes, only if they are still `expected` (no lost rotation).
     pub async fn set_token_hashes(&self, id: &str, expected: &[String], hashes: &[String]) -> Result<bool, StoreError> {
         let list =

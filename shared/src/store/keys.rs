@@ -56,7 +56,28 @@ pub fn member_of_prefix(user_id: &str) -> String {
 
 /// A user's desired assignment and its sequence number (bumped by every change to it).
 pub fn assign_sk(user_id: &str) -> String {
-    format!("ASSIGN#{user_id}")
+    format!("{ASSIGN_PREFIX}{user_id}")
+}
+
+pub const ASSIGN_PREFIX: &str = "ASSIGN#";
+
+/// A resync's working rows (docs/contract.md "Resync and drift"): `APP` pages hold the app's
+/// accounts as read, `SEEN` pages the accounts a compared page of users matched. Deleted
+/// when the resync ends.
+pub fn resync_part_sk(task_id: &str, part: &str, n: u32) -> String {
+    format!("RESYNC#{task_id}#{part}#{n:06}")
+}
+
+pub fn resync_part_prefix(task_id: &str, part: &str) -> String {
+    format!("RESYNC#{task_id}#{part}#")
+}
+
+/// The last resync's list of app accounts no managed user matches: a head row, and the
+/// accounts in numbered chunks under the resync's request id.
+pub const UNMANAGED_SK: &str = "UNMANAGED";
+
+pub fn unmanaged_chunk_sk(request_id: &str, n: u32) -> String {
+    format!("UNMANAGED#{request_id}#{n:04}")
 }
 
 /// The assignment last applied to the app for a user, written by the worker.

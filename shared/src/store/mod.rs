@@ -8,6 +8,7 @@ pub mod keys;
 pub mod members;
 pub mod provisioning;
 pub mod resources;
+pub mod resync;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -16,13 +16,16 @@ pub mod status {
     pub const SUCCEEDED: &str = "succeeded";
     pub const FAILED: &str = "failed";
     pub const SUPERSEDED: &str = "superseded";
+    /// A `report` resync found the app differs (docs/contract.md "Resync and drift"); the app
+    /// was not touched.
+    pub const DRIFT: &str = "drift";
 
     pub const REQUESTED: &str = "requested";
     pub const IN_PROGRESS: &str = "in_progress";
     pub const PARTIALLY_FAILED: &str = "partially_failed";
 
     pub fn is_terminal(job_status: &str) -> bool {
-        matches!(job_status, SUCCEEDED | FAILED | SUPERSEDED)
+        matches!(job_status, SUCCEEDED | FAILED | SUPERSEDED | DRIFT)
     }
 }
 
@@ -121,7 +124,13 @@ pub struct RequestRow {
     pub failed: u64,
     #[serde(default)]
     pub superseded: u64,
+    /// Jobs a `report` resync recorded as differences (finished when written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift: u64,
     pub status: String,
+    /// What the request wants its reader to know (a resync that could not read the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// Members are still being re-planned behind the request (`store::fanout`): `total` may
@@ -189,6 +198,15 @@ pub struct JobRow {
     /// How many times an admin retried it.
     #[serde(default)]
     pub retries: u32,
+    /// A resync job's starting point (docs/contract.md "Resync and drift"): `app` when
+    /// `before` is what the app was found to hold (the worker corrects from it, not from what
+    /// idlcm last applied), `redeliver` when the app cannot be read and the desired state is
+    /// sent again whatever idlcm last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+    /// The app's id of the account a resync matched (by its key), for a user idlcm had none for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_app_id: Option<String>,
     /// The last SCIM resource of a deleted user (what a `deprovision` sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_snapshot: Option<String>,
@@ -226,12 +244,21 @@ pub struct JobOutcome<'a> {
     pub applied_action: Option<&'a str>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A resync job's [`JobRow::basis`]: `before` is what the app was found to hold.
+pub const BASIS_APP: &str = "app";
+/// A resync job's [`JobRow::basis`]: the app cannot be read; the desired state goes again.
+pub const BASIS_REDELIVER: &str = "redeliver";
+
 /// A request's final status, once it has one: every job counted, no fan-out pending.
 pub fn final_status(row: &RequestRow) -> Option<&'static str> {
-    if row.fanout_pending || row.succeeded + row.failed + row.superseded < row.total {
+    if row.fanout_pending || row.succeeded + row.failed + row.superseded + row.drift < row.total {
         return None;
     }
-    Some(match (row.failed, row.succeeded + row.superseded) {
+    Some(match (row.failed, row.succeeded + row.superseded + row.drift) {
         (0, _) => status::SUCCEEDED,
         (_, 0) if row.total > 0 => status::FAILED,
         _ => status::PARTIALLY_FAILED,
@@ -830,6 +857,8 @@ mod row_tests {
             succeeded,
             failed,
             superseded,
+            drift: 0,
+            note: None,
             status: status::IN_PROGRESS.into(),
             finished_at: None,
             fanout_pending,
@@ -841,6 +870,8 @@ mod row_tests {
         assert_eq!(final_status(&row(3, 2, 0, 0, false)), None, "a job still runs");
         assert_eq!(final_status(&row(3, 2, 0, 1, false)), Some(status::SUCCEEDED));
         assert_eq!(final_status(&row(3, 2, 0, 1, true)), None, "the fan-out may add jobs");
+        let report = RequestRow { drift: 2, ..row(3, 1, 0, 0, false) };
+        assert_eq!(final_status(&report), Some(status::SUCCEEDED), "drift jobs are done: nothing failed");
         assert_eq!(final_status(&row(0, 0, 0, 0, true)), None);
         assert_eq!(final_status(&row(0, 0, 0, 0, false)), Some(status::SUCCEEDED), "a fan-out that moved nobody");
         assert_eq!(final_status(&row(2, 1, 1, 0, false)), Some(status::PARTIALLY_FAILED));

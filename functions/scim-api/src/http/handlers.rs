@@ -129,18 +129,41 @@ pub async fn admin_update_integration(
     _: Admin,
     headers: HeaderMap,
     Path(id): Path<String>,
+    q: QueryParams,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
+    let options =
+        admin::UpdateOptions { loopback: state.config.allow_loopback_connectors, dry_run: flag(q.get("dry_run"))? };
     Ok(ApiReply(
-        admin::update_integration(
-            &state.store,
-            &api_url(&state, &headers),
-            &id,
-            body,
-            state.config.allow_loopback_connectors,
-        )
-        .await?,
+        admin::update_integration(&state.store, &state.queue, &api_url(&state, &headers), &id, body, options).await?,
     ))
+}
+
+/// A `true`/`false` query flag (absent: false).
+fn flag(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(other) => Err(ScimError::invalid_value(format!("'{other}' is not true or false")).into()),
+    }
+}
+
+pub async fn admin_resync(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(service::resync::start(&state.store, &state.queue, &id, &body).await?))
+}
+
+pub async fn admin_unmanaged(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    q: QueryParams,
+) -> ApiResult {
+    Ok(ApiReply(service::resync::unmanaged(&state.store, &id, q.get("cursor")).await?))
 }
 
 pub async fn admin_delete_integration(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
