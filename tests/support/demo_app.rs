@@ -1,12 +1,14 @@
 //! The demo target app: a small HTTP service with users and roles and its own REST API (not SCIM).
 //! idlcm's `http` connector drives it in `make run` and in tests (docs/local-stack.md; its API: docs/contract.md "Local run file and demo app").
 //!
-//! - `/api/*` (API key, `Authorization: Bearer <key>`): `POST /api/users`, `GET /api/users[?email=]`,
-//!   `GET|PUT|DELETE /api/users/{id}`, `POST /api/users/{id}/deactivate|activate`. Errors are JSON
-//!   `{"error": "..."}`.
+//! - `/api/*` (API key, `Authorization: Bearer <key>`): `POST /api/users`, `GET /api/users[?email=]`
+//!   (an array), `GET /api/users?limit=N[&cursor=C]` (a page: `{"users": [...], "next_cursor"}`,
+//!   for resync), `GET|PUT|DELETE /api/users/{id}`, `POST /api/users/{id}/deactivate|activate`,
+//!   `GET /api/roles`. Errors are JSON `{"error": "..."}`.
 //! - `/_demo/*` (test control, no auth; loopback only): `GET|DELETE /_demo/events` (every mutating or
 //!   faulted `/api` call, in the order the app handled it), `GET|POST|DELETE /_demo/faults` (canned
-//!   responses for the next matching `/api` calls), `POST /_demo/reset`.
+//!   responses for the next matching `/api` calls), `GET /_demo/stats` (`/api` reads so far),
+//!   `POST /_demo/reset`.
 //! - `GET /`: an HTML page listing the users, refreshed every 2 s.
 //!
 //! `/api` requests are handled one at a time, so the event log order is the order in which the
@@ -199,6 +201,8 @@ struct Inner {
     store: Mutex<Store>,
     /// Held for the whole of each `/api` call: one call at a time, so events are in store order.
     gate: Mutex<()>,
+    /// `/api` GET calls answered (the event log keeps only mutating ones).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -242,7 +246,15 @@ impl Drop for RunningDemo {
 impl DemoApp {
     /// An app with no users that accepts `api_key` and the given role names.
     pub fn new(api_key: String, roles: Vec<String>) -> DemoApp {
-        DemoApp { inner: Arc::new(Inner { api_key, roles, store: Mutex::new(Store::default()), gate: Mutex::new(()) }) }
+        DemoApp {
+            inner: Arc::new(Inner {
+                api_key,
+                roles,
+                store: Mutex::new(Store::default()),
+                gate: Mutex::new(()),
+                reads: Default::default(),
+            }),
+        }
     }
 
     /// Starts an app on `addr` (`127.0.0.1:0` for an ephemeral port). Any other IP than 127.0.0.1,
@@ -276,6 +288,11 @@ impl DemoApp {
     }
 
     /// The allowed role names.
+    /// `/api` GET calls answered so far.
+    pub fn api_reads(&self) -> u64 {
+        self.inner.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn roles(&self) -> &[String] {
         &self.inner.roles
     }
@@ -410,6 +427,7 @@ pub fn router(app: DemoApp) -> Router {
         .route("/_demo/events", get(demo_events).delete(demo_clear_events))
         .route("/_demo/faults", get(demo_faults).post(demo_inject).delete(demo_clear_faults))
         .route("/_demo/reset", post(demo_reset))
+        .route("/_demo/stats", get(demo_stats))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), api_gate))
         .with_state(app)
@@ -495,6 +513,9 @@ async fn api_gate(State(app): State<DemoApp>, request: Request, next: Next) -> R
     let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
 
     let gate = app.inner.gate.lock().await;
+    if method == Method::GET {
+        app.inner.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut delay = None;
     let (response, bytes, fault) = match read {
         Err(_) => {
@@ -540,6 +561,10 @@ async fn api_gate(State(app): State<DemoApp>, request: Request, next: Next) -> R
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+async fn demo_stats(State(app): State<DemoApp>) -> axum::Json<Value> {
+    axum::Json(json!({ "api_reads": app.api_reads() }))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -629,17 +654,33 @@ fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiEr
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     email: Option<String>,
+    /// A page of at most this many users, in id order, after `cursor` (the last id seen).
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
-async fn list_users(State(app): State<DemoApp>, Query(query): Query<ListQuery>) -> axum::Json<Vec<User>> {
+/// `u12` → 12: ids are numbered in creation order, so pages follow it.
+fn id_number(id: &str) -> u64 {
+    id.trim_start_matches('u').parse().unwrap_or(0)
+}
+
+async fn list_users(State(app): State<DemoApp>, Query(query): Query<ListQuery>) -> Result<axum::Json<Value>, ApiError> {
     let store = app.inner.store.lock().await;
-    let users = store
-        .users
-        .iter()
-        .filter(|u| query.email.as_deref().is_none_or(|e| u.email.eq_ignore_ascii_case(e)))
-        .cloned()
-        .collect();
-    axum::Json(users)
+    let matching =
+        store.users.iter().filter(|u| query.email.as_deref().is_none_or(|e| u.email.eq_ignore_ascii_case(e)));
+    let Some(limit) = query.limit else {
+        return Ok(axum::Json(json!(matching.cloned().collect::<Vec<_>>())));
+    };
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be from 1 to 1000"));
+    }
+    let after = query.cursor.as_deref().map(id_number).unwrap_or(0);
+    let mut page: Vec<&User> = matching.filter(|u| id_number(&u.id) > after).collect();
+    page.sort_by_key(|u| id_number(&u.id));
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = if more { page.last().map(|u| u.id.clone()) } else { None };
+    Ok(axum::Json(json!({ "users": page, "next_cursor": next })))
 }
 
 /// The app's roles, for idlcm's role import: `{"roles": [{"name", "label"}]}`.

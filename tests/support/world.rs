@@ -172,7 +172,7 @@ pub async fn all_jobs_done(store: &idlcm::store::Store, integration_id: &str) ->
     jobs.iter().all(|j| {
         matches!(
             j.get("status").and_then(|s| s.as_s().ok()).map(String::as_str),
-            Some("succeeded" | "failed" | "superseded")
+            Some("succeeded" | "failed" | "superseded" | "drift")
         )
     })
 }

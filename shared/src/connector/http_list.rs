@@ -49,7 +49,7 @@ pub(super) fn compile(compiler: &mut Compiler, list: &ListUsers) -> Result<(), C
     let pointers = [("items", Some(&list.items)), ("next", list.next.as_ref()), ("id", Some(&list.id))]
         .into_iter()
         .chain([("key", list.key.as_ref()), ("active", list.active.as_ref()), ("role", list.role.as_ref())])
-        .chain(list.attributes.iter().map(|(_, p)| ("attributes", Some(p))));
+        .chain(list.attributes.values().map(|p| ("attributes", Some(p))));
     for (field, pointer) in pointers {
         if let Some(p) = pointer
             && !(p.is_empty() || p.starts_with('/'))

@@ -84,8 +84,8 @@ fn id_range(p: &ActivityParams) -> ScimResult<(String, String)> {
 }
 
 fn request_json(r: &RequestRow) -> Value {
-    let done = r.succeeded + r.failed + r.superseded;
-    json!({
+    let done = r.succeeded + r.failed + r.superseded + r.drift;
+    let mut out = json!({
         "id": r.id,
         "created_at": r.created_at,
         "finished_at": r.finished_at,
@@ -98,7 +98,15 @@ fn request_json(r: &RequestRow) -> Value {
             "failed": r.failed,
             "pending": r.total.saturating_sub(done),
         },
-    })
+    });
+    // A resync's differences (report mode), and what a request wants its reader to know.
+    if r.drift > 0 {
+        out["progress"]["drift"] = json!(r.drift);
+    }
+    if let Some(note) = &r.note {
+        out["note"] = json!(note);
+    }
+    out
 }
 
 fn job_json(j: &JobRow) -> Value {
