@@ -9,6 +9,7 @@ use std::time::Duration;
 use idlcm::queue::Message;
 use idlcm::store::fanout::ResyncStage;
 use idlcm::store::provisioning::{JobRow, RequestRow};
+use idlcm_tests::openapi::OpenApi;
 use idlcm_tests::robot::Robot;
 use idlcm_tests::world::{DEMO_KEY, World, handler, patch, user_body};
 use idlcm_tests::{Options, Stack};
@@ -28,9 +29,17 @@ async fn app_api(w: &World, method: &str, path: &str, body: Option<Value>) -> Va
     resp.json().await.unwrap_or(Value::Null)
 }
 
+/// An admin call whose answer must be what functions/scim-api/openapi.json documents.
+async fn admin(w: &World, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let (status, answer) = w.stack.admin(method, path, body).await;
+    if let Err(e) = OpenApi::default().check(method, &format!("/admin{path}"), status, &answer) {
+        panic!("{method} /admin{path} -> {status} does not match openapi.json: {e}\n{answer}");
+    }
+    (status, answer)
+}
+
 async fn start_resync(w: &World, mode: &str) -> String {
-    let (s, v) =
-        w.stack.admin("POST", &format!("/integrations/{}/resync", w.scim.id), Some(json!({"mode": mode}))).await;
+    let (s, v) = admin(w, "POST", &format!("/integrations/{}/resync", w.scim.id), Some(json!({"mode": mode}))).await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["mode"], mode);
     v["request_id"].as_str().unwrap().to_string()
@@ -112,13 +121,13 @@ async fn resync_reports_then_corrects_what_was_changed_in_the_app_and_leaves_unm
     assert_eq!(w.demo.app().api_reads() - reads_before, 1);
 
     // The Activity API shows the request with its differences.
-    let (s, detail) = w.stack.admin("GET", &format!("/integrations/{}/activity/{report}", w.scim.id), None).await;
+    let (s, detail) = admin(&w, "GET", &format!("/integrations/{}/activity/{report}", w.scim.id), None).await;
     assert_eq!(s, 200, "{detail}");
     assert_eq!(detail["trigger"]["method"], "RESYNC");
     assert_eq!(detail["progress"]["drift"], 2);
 
     // The account nobody manages is listed, and left alone.
-    let (s, unmanaged) = w.stack.admin("GET", &format!("/integrations/{}/unmanaged", w.scim.id), None).await;
+    let (s, unmanaged) = admin(&w, "GET", &format!("/integrations/{}/unmanaged", w.scim.id), None).await;
     assert_eq!(s, 200, "{unmanaged}");
     let ids: Vec<&str> = unmanaged["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![eve["id"].as_str().unwrap()]);
@@ -139,6 +148,15 @@ async fn resync_reports_then_corrects_what_was_changed_in_the_app_and_leaves_unm
     let eve_now = w.app_user("eve@example.com").await.unwrap();
     assert!(eve_now.active && eve_now.role.as_deref() == Some("viewer"));
     assert!(w.demo.events().await.iter().all(|e| e.user_id.as_deref() != eve["id"].as_str()), "Eve was not touched");
+
+    // Bad input is a clear 400; an unknown integration 404.
+    let path = format!("/integrations/{}/resync", w.scim.id);
+    let (s, err) = admin(&w, "POST", &path, Some(json!({"mode": "fix"}))).await;
+    assert_eq!((s, err["scimType"].as_str()), (400, Some("invalidValue")), "{err}");
+    let (s, _) = admin(&w, "POST", "/integrations/nope/resync", Some(json!({"mode": "report"}))).await;
+    assert_eq!(s, 404);
+    let (s, _) = admin(&w, "GET", &format!("/integrations/{}/unmanaged?cursor=9", w.scim.id), None).await;
+    assert_eq!(s, 400);
 
     // Converged: one more report finds nothing.
     let again = start_resync(&w, "report").await;
@@ -278,7 +296,7 @@ async fn changing_a_group_mapping_replans_exactly_the_affected_users_and_a_dry_r
 
     // Dry run: the counts and a sample, nothing saved or sent.
     let path = format!("/integrations/{}?dry_run=true", w.scim.id);
-    let (s, preview) = w.stack.admin("PUT", &path, Some(config.clone())).await;
+    let (s, preview) = admin(&w, "PUT", &path, Some(config.clone())).await;
     assert_eq!(s, 200, "{preview}");
     assert_eq!(preview["dry_run"], true);
     assert_eq!((preview["users"].as_u64(), preview["changes"]["total"].as_u64()), (Some(3), Some(1)), "{preview}");
@@ -292,7 +310,7 @@ async fn changing_a_group_mapping_replans_exactly_the_affected_users_and_a_dry_r
 
     // The save: one RECONFIGURE request, one job, for the Ops member only.
     w.demo.clear_events().await;
-    let (s, saved) = w.stack.admin("PUT", &format!("/integrations/{}", w.scim.id), Some(config)).await;
+    let (s, saved) = admin(&w, "PUT", &format!("/integrations/{}", w.scim.id), Some(config)).await;
     assert_eq!(s, 200, "{saved}");
     let rid = saved["replan_request_id"].as_str().expect("a re-plan request").to_string();
     let (req, jobs) = finish(&w, &rid).await;

@@ -1,6 +1,8 @@
 // The Activity page as an admin uses it, in headless Chromium against the running local stack
 // (`infra/run.sh`): enter the token, see a request appear and reach succeeded, open its detail,
-// and retry a job the target app failed. Writes a screenshot to target/activity.png.
+// and retry a job the target app failed; then find drift: change an account behind idlcm's back,
+// run "Resync: report" (the difference and the unmanaged account shown) and "Resync: correct"
+// (the app restored). Writes screenshots: <screenshot> and resync.png beside it.
 // Usage: node activity.mjs <state dir holding local.json> <screenshot path>
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -71,6 +73,47 @@ try {
   });
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`screenshot: ${screenshot}`);
+
+  // Drift: the app's admin promotes our user and adds an account of their own.
+  const app = async (method, path, body) => {
+    const resp = await fetch(`${local.demo_app.url}${path}`, {
+      method, headers: { "Authorization": `Bearer ${local.demo_app.api_key}`, "Content-Type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!resp.ok) throw new Error(`demo app ${method} ${path}: ${resp.status}`);
+    return resp.json();
+  };
+  const email = `browser-${stamp}@example.com`;
+  const [account] = await app("GET", `/api/users?email=${encodeURIComponent(email)}`);
+  await app("PUT", `/api/users/${account.id}`, { role: "admin" });
+  await app("POST", "/api/users", { email: `unmanaged-${stamp}@example.com`, given_name: "Nobody", family_name: "Manages", role: "viewer" });
+  await check("Resync: report shows the difference and the unmanaged account", async () => {
+    await only(email);
+    await page.getByRole("button", { name: "Resync: report" }).click();
+    const row = page.locator("tr.request", { hasText: "RESYNC" }).first();
+    await row.locator(".badge.s-succeeded").waitFor({ timeout: 90000 });
+    await row.click();
+    const job = page.locator("#jobs tr", { hasText: email });
+    await job.locator(".badge.s-drift").waitFor({ timeout: 30000 });
+    await job.locator("del", { hasText: "admin" }).waitFor();
+    await page.locator("#unmanaged-accounts tr", { hasText: `unmanaged-${stamp}@example.com` }).waitFor({ timeout: 30000 });
+  });
+  const resyncShot = screenshot.replace(/[^/]*$/, "resync.png");
+  await page.screenshot({ path: resyncShot, fullPage: true });
+  console.log(`screenshot: ${resyncShot}`);
+  await check("Resync: correct brings the app back", async () => {
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Resync: correct" }).click();
+    const deadline = Date.now() + 90000;
+    for (;;) {
+      const [now] = await app("GET", `/api/users?email=${encodeURIComponent(email)}`);
+      if (now.role !== "admin") break;
+      if (Date.now() > deadline) throw new Error("the app still has the role set behind idlcm's back");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const [still] = await app("GET", `/api/users?email=${encodeURIComponent(`unmanaged-${stamp}@example.com`)}`);
+    if (!still || !still.active) throw new Error("the unmanaged account was touched");
+  });
 } catch (e) {
   failed = true;
 } finally {

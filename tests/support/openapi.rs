@@ -46,6 +46,12 @@ impl OpenApi {
 
     fn validate(&self, v: &Value, schema: &Value, at: &str) -> Result<(), String> {
         let schema = self.resolve(schema);
+        if let Some(any) = schema["anyOf"].as_array() {
+            let errors: Vec<String> = any.iter().filter_map(|s| self.validate(v, s, at).err()).collect();
+            if errors.len() == any.len() {
+                return Err(format!("{at}: matches none of anyOf: {}", errors.join("; ")));
+            }
+        }
         if let Some(all) = schema["allOf"].as_array() {
             for s in all {
                 self.validate(v, s, at)?;

@@ -221,7 +221,10 @@ async fn read(
             }
         }
         Err(ConnectorError::Retryable { message, .. }) => {
-            // The message comes back (with backoff) and reads the same page again.
+            // The message comes back (with backoff) and reads the same page again; meanwhile
+            // the Activity page says why the resync waits.
+            let note = format!("the app did not answer; trying again: {message}");
+            store.request_note(iid, request_id, &note).await?;
             return Err(ScimError::unavailable(format!("reading the app: {message}")));
         }
         Err(ConnectorError::Permanent { message, .. }) => {
