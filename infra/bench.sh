@@ -23,6 +23,10 @@ cargo bench --workspace --bench activity_list "$@"
 # time until every member is applied (the BENCH lines).
 cargo test --workspace --test fanout bench_role_group_rename_answer_time_by_size -- --ignored --nocapture 2>&1 |
   grep -E '^BENCH|test result|panicked'
+# Resync of 1,000 provisioned users, 10 changed in the app: the time of a report and of a
+# correction, and the app calls each made (the BENCH lines).
+cargo test --workspace --test resync bench_resync_of_1000_users -- --ignored --nocapture 2>&1 |
+  grep -E '^BENCH|test result|panicked'
 # Listing at 20,000 users: sorted windows far down the list, a 20,000-member group's pages, and
 # the peak heap of each listing (the "listing:" lines).
 cargo test --workspace --test hostile listing_at_20000_users -- --ignored --nocapture 2>&1 |

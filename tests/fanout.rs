@@ -9,67 +9,8 @@ use std::time::{Duration, Instant};
 
 use idlcm::store::keys;
 use idlcm::worker::Delivery;
-use idlcm_tests::world::{DEMO_KEY, World, handler, patch};
-use idlcm_tests::{batch_put, demo_integration};
-use serde_json::{Value, json};
-
-/// Seeds `n` active users, members of group `gid` (named `group`), provisioned in the demo app
-/// with the role the group grants. Returns their ids.
-async fn seed_members(w: &World, gid: &str, group: &str, n: usize) -> Vec<String> {
-    use idlcm::assignment::effective::effective;
-    use idlcm::integration::IntegrationConfig;
-    use idlcm::store::provisioning::{AppliedRow, AssignRow, assignment_json};
-    use idlcm::store::resources::Kind;
-    use idlcm::store::{key, s};
-
-    let cfg = IntegrationConfig::from_json(demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
-    let now = idlcm::service::now();
-    let pk = keys::integration_pk(&w.scim.id);
-    let (mut ids, mut items) = (Vec::with_capacity(n), Vec::new());
-    for i in 0..n {
-        let email = format!("member{i:05}@example.com");
-        let stored = idlcm_tests::world::stored_user(&email, &now);
-        let desired = effective(&stored.doc, &[group.to_lowercase()], &cfg);
-        let created: Value = w
-            .stack
-            .http
-            .post(format!("{}/api/users", w.demo.url))
-            .bearer_auth(DEMO_KEY)
-            .json(&json!({"email": email, "given_name": "Given", "family_name": "Family",
-                          "role": desired.role, "active": true}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let app_id = created["id"].as_str().expect("demo app id").to_string();
-        items.extend(stored.items(&w.scim.id, Kind::User).unwrap());
-        items.push(serde_dynamo::to_item(AssignRow::new(&w.scim.id, &stored.id, Some(&desired), 1, &now)).unwrap());
-        let applied = AppliedRow {
-            pk: pk.clone(),
-            sk: keys::applied_sk(&stored.id),
-            user_id: stored.id.clone(),
-            applied: assignment_json(Some(&desired)),
-            seq: 1,
-            app_id: Some(app_id),
-            updated_at: now.clone(),
-            pending_job: None,
-            pending_sent: None,
-            pending_seq: None,
-        };
-        items.push(serde_dynamo::to_item(applied).unwrap());
-        for sk in [keys::member_sk(gid, &stored.id), keys::member_of_sk(&stored.id, gid)] {
-            let mut row = key(pk.clone(), sk);
-            row.insert("group_id".into(), s(gid));
-            row.insert("user_id".into(), s(&stored.id));
-            items.push(row);
-        }
-        ids.push(stored.id);
-    }
-    batch_put(&aws_sdk_dynamodb::Client::new(&w.stack.aws), &w.stack.table, &items).await;
-    ids
-}
+use idlcm_tests::world::{World, handler, patch};
+use serde_json::json;
 
 /// Runs the queue with 4 pollers (as Lambda scales out over FIFO groups) until every job and
 /// fan-out of the integration is finished.
@@ -155,7 +96,7 @@ async fn resume(w: &World) {
 async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     let w = World::new().await;
     let gid = w.create_group("App Admins").await;
-    let uids = seed_members(&w, &gid, "App Admins", n).await;
+    let uids = w.seed_provisioned(Some((&gid, "App Admins")), n).await;
     assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("admin")));
     w.demo.clear_events().await; // the seeding's creates
 
@@ -236,7 +177,7 @@ async fn bench_role_group_rename_answer_time_by_size() {
     for n in [10, 1000, 10_000] {
         let w = World::new().await;
         let gid = w.create_group("App Admins").await;
-        seed_members(&w, &gid, "App Admins", n).await;
+        w.seed_provisioned(Some((&gid, "App Admins")), n).await;
         let (calls_before, started) = (w.stack.api_calls.get(), Instant::now());
         let (s, _) = w
             .call(

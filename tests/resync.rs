@@ -186,7 +186,7 @@ async fn an_account_the_app_already_has_is_adopted_not_duplicated() {
     assert_eq!(applied.app_id.as_deref(), existing["id"].as_str(), "its app id recorded");
 }
 
-/// A compare step cut off after its jobs were written runs again: no job twice, no count twice.
+/// A step cut off after its writes runs again: no job twice, no count twice, no list lost.
 #[tokio::test]
 async fn a_compare_step_run_twice_writes_each_difference_once() {
     let w = World::new().await;
@@ -194,6 +194,8 @@ async fn a_compare_step_run_twice_writes_each_difference_once() {
     w.settle().await;
     let app_ann = w.app_user("ann@example.com").await.unwrap();
     app_api(&w, "PUT", &format!("/api/users/{}", app_ann.id), Some(json!({"role": "viewer"}))).await;
+    let zed = json!({"email": "zed@example.com", "given_name": "Zed", "family_name": "Z", "role": "viewer"});
+    app_api(&w, "POST", "/api/users", Some(zed)).await;
 
     let report = start_resync(&w, "report").await;
     // The read step, as the worker runs it from the queue.
@@ -218,8 +220,17 @@ async fn a_compare_step_run_twice_writes_each_difference_once() {
     idlcm::service::resync::run_step(&store, &queue, app, &task).await.unwrap();
     let handle = compare[0].receipt_handle.clone().unwrap();
     w.stack.sqs().delete_message().queue_url(&w.stack.queue_url).receipt_handle(handle).send().await.unwrap();
+
+    // The last step twice too: the rerun finds the working rows gone and keeps the saved list.
+    let task = store.get_fanout(&w.scim.id, &msg.fanout).await.unwrap().unwrap();
+    assert_eq!(task.resync.as_ref().unwrap().stage, ResyncStage::Finish);
+    idlcm::service::resync::run_step(&store, &queue, app, &task).await.unwrap();
+    idlcm::service::resync::run_step(&store, &queue, app, &task).await.unwrap();
     let (req, jobs) = finish(&w, &report).await;
     assert_eq!((jobs.len(), req.total, req.drift), (1, 1, 1), "{jobs:?}");
+    let (_, unmanaged) = admin(&w, "GET", &format!("/integrations/{}/unmanaged", w.scim.id), None).await;
+    assert_eq!(unmanaged["resync"]["count"], 1, "{unmanaged}");
+    assert_eq!(unmanaged["items"][0]["key"], "zed@example.com");
 }
 
 /// A webhook robot cannot be read: a report says so and compares nothing; a correction
@@ -329,4 +340,60 @@ async fn changing_a_group_mapping_replans_exactly_the_affected_users_and_a_dry_r
         w.stack.admin("PUT", &format!("/integrations/{}", w.scim.id), Some(current["config"].clone())).await;
     assert_eq!(s, 200, "{saved}");
     assert!(saved.get("replan_request_id").is_none());
+}
+
+/// `resync.every_hours`: the sweeper starts one resync per period, whatever how often it runs.
+#[tokio::test]
+async fn a_scheduled_resync_starts_once_per_period() {
+    let w = World::configured(Options::default(), |c| c["resync"] = json!({"every_hours": 24, "mode": "report"})).await;
+    let store = w.stack.store();
+    let queue = idlcm::queue::Queue::new(w.stack.sqs(), w.stack.queue_url.clone());
+    // The sweeper's part (the whole sweeper would also sweep other tests' jobs on this emulator).
+    let first = idlcm::service::resync::start_scheduled(&store, &queue).await.unwrap();
+    let second = idlcm::service::resync::start_scheduled(&store, &queue).await.unwrap();
+    // Other integrations of this emulator may have schedules too: count this one's requests.
+    let resyncs: Vec<RequestRow> = w.requests().await.into_iter().filter(|r| r.method == "RESYNC").collect();
+    assert_eq!(resyncs.len(), 1, "one per period: {first} then {second} started");
+    assert!(first >= 1);
+    let (_, _) = finish(&w, &resyncs[0].id).await;
+
+    // A bad schedule is refused when saved.
+    let (_, current) = w.stack.admin("GET", &format!("/integrations/{}", w.scim.id), None).await;
+    let mut config = current["config"].clone();
+    config["resync"] = json!({"every_hours": 0});
+    let (s, err) = w.stack.admin("PUT", &format!("/integrations/{}", w.scim.id), Some(config)).await;
+    assert_eq!((s, err["scimType"].as_str()), (400, Some("invalidValue")), "{err}");
+}
+
+/// `make bench`: a resync of 1,000 provisioned users, 10 of them changed in the app behind
+/// idlcm's back: the time each mode takes and the app calls it makes (pages, not one per user).
+#[tokio::test]
+#[ignore = "minutes long: run by make bench"]
+async fn bench_resync_of_1000_users() {
+    let n = 1000;
+    let w = World::new().await;
+    w.seed_provisioned(None, n).await;
+    let accounts = w.demo.users().await;
+    for a in accounts.iter().step_by(n / 10) {
+        app_api(&w, "PUT", &format!("/api/users/{}", a.id), Some(json!({"role": "admin"}))).await;
+    }
+    for mode in ["report", "correct"] {
+        let (reads, writes) = (w.demo.app().api_reads(), w.demo.events().await.len());
+        let started = std::time::Instant::now();
+        let rid = start_resync(&w, mode).await;
+        let (req, _) = finish(&w, &rid).await;
+        let compared = started.elapsed();
+        w.settle().await;
+        let done = started.elapsed();
+        let reads = w.demo.app().api_reads() - reads;
+        let writes = w.demo.events().await.len() - writes;
+        assert_eq!(req.total, 10, "{req:?}");
+        println!(
+            "BENCH resync {mode:>7}: {n} users: compared in {:>6} ms, done in {:>6} ms; {} differences; app calls: {reads} reads, {writes} writes",
+            compared.as_millis(),
+            done.as_millis(),
+            req.total
+        );
+    }
+    assert!(w.demo.users().await.iter().all(|u| u.role.is_none()), "corrected");
 }

@@ -25,6 +25,23 @@ pub struct IntegrationConfig {
     /// "Outbound calls"). Link-local and metadata addresses stay refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_private_network: bool,
+    /// A resync on a schedule, run by the sweeper (docs/contract.md "Resync and drift"). Off
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<ResyncSchedule>,
+}
+
+/// `resync: { "every_hours": N, "mode": "report" | "correct" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncSchedule {
+    pub every_hours: u32,
+    #[serde(default = "default_resync_mode")]
+    pub mode: String,
+}
+
+fn default_resync_mode() -> String {
+    "report".to_string()
 }
 
 /// Default of `callback_timeout_seconds`.
@@ -223,6 +240,14 @@ impl IntegrationConfig {
         cfg.roles.check()?;
         if cfg.callback_timeout_seconds.is_some_and(|t| !(1..=7 * 24 * 3600).contains(&t)) {
             return Err(ScimError::invalid_value("'callback_timeout_seconds' must be between 1 and 604800 (7 days)"));
+        }
+        if let Some(r) = &cfg.resync {
+            if !(1..=24 * 366).contains(&r.every_hours) {
+                return Err(ScimError::invalid_value("resync.every_hours must be from 1 to 8784 (a year)"));
+            }
+            if r.mode != "report" && r.mode != "correct" {
+                return Err(ScimError::invalid_value("resync.mode must be \"report\" or \"correct\""));
+            }
         }
         if let Some(reference) = cfg.connector.secret_ref() {
             crate::secrets::SecretRef::parse(reference)

@@ -7,6 +7,7 @@
 //!   reason, and an admin can retry it.
 //! - it records the dead-letter queue: each message there is a job SQS gave up on; the job ends
 //!   `failed` (if nothing finished it) and the message is deleted once that is recorded.
+//! - it starts the resyncs integrations have scheduled (`resync.every_hours`) when they are due.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub struct Swept {
     pub fanouts_resumed: usize,
     pub overdue_failed: usize,
     pub dead_lettered: usize,
+    pub resyncs_started: usize,
 }
 
 /// Everything a run does (the Lambda's handler).
@@ -46,9 +48,14 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
         Some(dlq) => part("dead-letters", record_dead_letters(store, queue, dlq).await),
         None => 0,
     };
+    let resyncs = crate::service::resync::start_scheduled(store, queue).await;
+    let resyncs_started = resyncs.unwrap_or_else(|e| {
+        tracing::error!(part = "resyncs", error = %e.detail, "sweeper part failed; the next run tries again");
+        0
+    });
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered }),
+        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered, resyncs_started }),
     }
 }
 

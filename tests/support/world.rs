@@ -152,6 +152,71 @@ impl World {
             .collect()
     }
 
+    /// Seeds `n` active users (`member00000@example.com`, …) in bulk, as if provisioned: their
+    /// users, assignments and applied rows, their accounts in the demo app and, with `group`
+    /// (`(id, displayName)`), their memberships and the role it grants. Returns their ids.
+    pub async fn seed_provisioned(&self, group: Option<(&str, &str)>, n: usize) -> Vec<String> {
+        let w = self;
+        use idlcm::assignment::effective::effective;
+        use idlcm::integration::IntegrationConfig;
+        use idlcm::store::provisioning::{AppliedRow, AssignRow, assignment_json};
+        use idlcm::store::resources::Kind;
+        use idlcm::store::{key, s};
+
+        let cfg = IntegrationConfig::from_json(crate::demo_integration("Demo", &w.demo.url, DEMO_KEY)).unwrap();
+        let now = idlcm::service::now();
+        let pk = keys::integration_pk(&w.scim.id);
+        let (mut ids, mut items) = (Vec::with_capacity(n), Vec::new());
+        for i in 0..n {
+            let email = format!("member{i:05}@example.com");
+            let stored = stored_user(&email, &now);
+            let groups: Vec<String> = group.iter().map(|(_, name)| name.to_lowercase()).collect();
+            let desired = effective(&stored.doc, &groups, &cfg);
+            let created: Value = w
+                .stack
+                .http
+                .post(format!("{}/api/users", w.demo.url))
+                .bearer_auth(DEMO_KEY)
+                .json(&json!({"email": email, "given_name": "Given", "family_name": "Family",
+                              "role": desired.role, "active": true}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let app_id = created["id"].as_str().expect("demo app id").to_string();
+            items.extend(stored.items(&w.scim.id, Kind::User).unwrap());
+            items.push(serde_dynamo::to_item(AssignRow::new(&w.scim.id, &stored.id, Some(&desired), 1, &now)).unwrap());
+            let applied = AppliedRow {
+                pk: pk.clone(),
+                sk: keys::applied_sk(&stored.id),
+                user_id: stored.id.clone(),
+                applied: assignment_json(Some(&desired)),
+                seq: 1,
+                app_id: Some(app_id),
+                updated_at: now.clone(),
+                pending_job: None,
+                pending_sent: None,
+                pending_seq: None,
+            };
+            items.push(serde_dynamo::to_item(applied).unwrap());
+            for sk in group
+                .iter()
+                .flat_map(|(gid, _)| [keys::member_sk(gid, &stored.id), keys::member_of_sk(&stored.id, gid)])
+            {
+                let gid = group.map(|(g, _)| g).unwrap_or_default();
+                let mut row = key(pk.clone(), sk);
+                row.insert("group_id".into(), s(gid));
+                row.insert("user_id".into(), s(&stored.id));
+                items.push(row);
+            }
+            ids.push(stored.id);
+        }
+        crate::batch_put(&aws_sdk_dynamodb::Client::new(&w.stack.aws), &w.stack.table, &items).await;
+        ids
+    }
+
     pub async fn app_user(&self, email: &str) -> Option<User> {
         self.demo.users().await.into_iter().find(|u| u.email == email)
     }

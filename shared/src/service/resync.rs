@@ -108,13 +108,19 @@ pub fn integration_request(store: &Store, iid: &str, method: &str, path: &str, c
     }
 }
 
-/// `POST /admin/integrations/{id}/resync`: opens the request and its task in one transaction,
-/// then queues the first step. 202 `{ "request_id", "mode" }`.
+/// `POST /admin/integrations/{id}/resync`: 202 `{ "request_id", "mode" }`.
 pub async fn start(store: &Store, queue: &Queue, iid: &str, body: &Value) -> ScimResult<Reply> {
     let mode = parse_mode(body)?;
     if store.get_integration(iid).await?.is_none() {
         return Err(ScimError::not_found("no such integration"));
     }
+    let request_id = begin(store, queue, iid, mode).await?;
+    Ok(Reply::json(202, json!({ "request_id": request_id, "mode": mode })))
+}
+
+/// Opens a resync's request and its task in one transaction, then queues the first step.
+/// Returns the request id.
+pub async fn begin(store: &Store, queue: &Queue, iid: &str, mode: &str) -> ScimResult<String> {
     let at = now();
     let path = format!("/admin/integrations/{iid}/resync?mode={mode}");
     let request = integration_request(store, iid, "RESYNC", &path, &at);
@@ -132,7 +138,26 @@ pub async fn start(store: &Store, queue: &Queue, iid: &str, body: &Value) -> Sci
     // Not sent (SQS refused): the sweeper re-sends a task that has not moved.
     queue.send_fanout(&first).await;
     tracing::info!(integration_id = %iid, provisioning_request_id = %request.id, mode, "resync started");
-    Ok(Reply::json(202, json!({ "request_id": request.id, "mode": mode })))
+    Ok(request.id)
+}
+
+/// Starts the resyncs that integrations' `resync` schedules make due (the sweeper's part). An
+/// integration's turn is claimed first (a conditional write on its schedule row), so two
+/// overlapping runs never start two; a run cut off between the claim and the start skips that
+/// period, and the next period's run starts it. Returns how many started.
+pub async fn start_scheduled(store: &Store, queue: &Queue) -> ScimResult<usize> {
+    let mut started = 0;
+    for record in store.list_integrations().await? {
+        let Ok(config) = IntegrationConfig::from_json(record.config_json()) else { continue };
+        let Some(schedule) = config.resync else { continue };
+        let at = now();
+        let due = crate::time::earlier(&at, std::time::Duration::from_secs(u64::from(schedule.every_hours) * 3600));
+        if store.resync_schedule_claim(&record.id, &at, &due).await? {
+            begin(store, queue, &record.id, if schedule.mode == CORRECT { CORRECT } else { REPORT }).await?;
+            started += 1;
+        }
+    }
+    Ok(started)
 }
 
 /// One step of a resync task (called by the worker for its queue message).
@@ -431,6 +456,13 @@ async fn commit(
 /// Saves the unmanaged accounts and ends the resync.
 async fn finish(store: &Store, task: &FanoutRow, request_id: &str, state: &ResyncState) -> ScimResult<()> {
     let iid = task.integration_id.as_str();
+    // Run again after its working rows were deleted (a crash before the task row went): the
+    // list it saved stands.
+    if store.unmanaged_head(iid).await?.is_some_and(|h| h.request_id == request_id) {
+        store.request_fanout_done(iid, request_id, &now()).await?;
+        store.fanout_finish(task).await?;
+        return Ok(());
+    }
     let accounts = if state.readable { load_accounts(store, iid, &task.id).await? } else { Vec::new() };
     let mut matched = HashSet::new();
     for body in store.resync_parts(iid, &task.id, PART_SEEN).await? {

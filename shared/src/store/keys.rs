@@ -72,6 +72,9 @@ pub fn resync_part_prefix(task_id: &str, part: &str) -> String {
     format!("RESYNC#{task_id}#{part}#")
 }
 
+/// When an integration's scheduled resync last started (`resync.every_hours`).
+pub const RESYNC_SCHEDULE_SK: &str = "RESYNC_SCHEDULE";
+
 /// The last resync's list of app accounts no managed user matches: a head row, and the
 /// accounts in numbered chunks under the resync's request id.
 pub const UNMANAGED_SK: &str = "UNMANAGED";

@@ -127,6 +127,24 @@ impl Store {
         serde_json::from_str(body).map_err(|e| StoreError::Malformed(e.to_string()))
     }
 
+    /// Claims an integration's scheduled resync: `true` when none started since `due` (the
+    /// claim records `at`), `false` when one did (another run claimed it).
+    pub async fn resync_schedule_claim(&self, iid: &str, at: &str, due: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(keys::integration_pk(iid)))
+            .item(keys::SK, s(keys::RESYNC_SCHEDULE_SK))
+            .item("last_started", s(at))
+            .condition_expression("attribute_not_exists(#pk) OR last_started <= :due")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":due", s(due))
+            .send()
+            .await;
+        Ok(StoreError::conditional("PutItem", result)?.is_some())
+    }
+
     /// What was last applied for many users (BatchGetItem), by user id.
     pub async fn get_applieds(
         &self,
