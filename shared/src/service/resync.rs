@@ -153,8 +153,13 @@ pub async fn start_scheduled(store: &Store, queue: &Queue) -> ScimResult<usize> 
         let at = now();
         let due = crate::time::earlier(&at, std::time::Duration::from_secs(u64::from(schedule.every_hours) * 3600));
         if store.resync_schedule_claim(&record.id, &at, &due).await? {
-            begin(store, queue, &record.id, if schedule.mode == CORRECT { CORRECT } else { REPORT }).await?;
-            started += 1;
+            // One integration's failure does not keep the others' resyncs from starting.
+            match begin(store, queue, &record.id, if schedule.mode == CORRECT { CORRECT } else { REPORT }).await {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    tracing::error!(integration_id = %record.id, error = %e.detail, "scheduled resync not started")
+                }
+            }
         }
     }
     Ok(started)
