@@ -81,6 +81,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/integrations/{id}/activity/{request_id}", get(h::admin_activity_detail))
         .route("/admin/integrations/{id}/users/{user}/activity", get(h::admin_user_activity))
         .route("/admin/integrations/{id}/jobs/{job_id}/retry", post(h::admin_retry_job))
+        .route("/admin/me", get(h::admin_me))
+        .route("/admin/audit", get(h::admin_audit))
+        .route("/admin/owners", post(h::admin_owners_create).get(h::admin_owners_list))
+        .route(
+            "/admin/owners/{id}",
+            get(h::admin_owner_get).put(h::admin_owner_update).delete(h::admin_owner_revoke),
+        )
+        .route("/admin/owners/{id}/token", post(h::admin_owner_rotate))
         .route("/activity", get(h::activity_page))
         .route("/callbacks/{iid}/jobs/{job_id}", post(h::job_callback))
         .route(&format!("{scim}/Users"), get(h::users_list).post(h::users_create))

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::audit::{self, Actor};
 use super::{Reply, now, reconfigure};
 use crate::auth;
 use crate::error::{ScimError, ScimResult};
@@ -34,12 +35,20 @@ pub async fn check_config(body: Value, loopback: bool) -> ScimResult<(String, Va
 }
 
 /// `POST /admin/integrations`: the token is returned here once and stored only as a hash.
-pub async fn create_integration(store: &Store, api_url: &str, body: Value, loopback: bool) -> ScimResult<Reply> {
+pub async fn create_integration(
+    store: &Store,
+    actor: &Actor,
+    api_url: &str,
+    body: Value,
+    loopback: bool,
+) -> ScimResult<Reply> {
+    actor.require_admin()?;
     let (name, config) = check_config(body, loopback).await?;
     let id = ulid::Ulid::new().to_string().to_lowercase();
     let token = auth::new_token();
     store.create_integration(&id, &name, &config, auth::hash_token(&token), now()).await?;
     tracing::info!(integration_id = %id, "integration created");
+    audit::record(store, actor, "integration.create", Some(&id), audit::changes(&Value::Null, &redacted(&config))).await;
     Ok(Reply::json(
         201,
         json!({ "id": id, "name": name, "scim_base_url": format!("{api_url}/scim/v2/{id}"), "token": token }),
@@ -78,6 +87,12 @@ fn restore_redacted_headers(body: &mut Value, stored: &Value) {
     }
 }
 
+/// A token change as the audit trail shows it: the token ids before and after.
+fn token_changes(before: &[String], after: &[String]) -> serde_json::Map<String, Value> {
+    let ids = |h: &[String]| h.iter().map(|h| token_id(h)).collect::<Vec<_>>();
+    audit::changes(&json!({ "tokens": ids(before) }), &json!({ "tokens": ids(after) }))
+}
+
 /// Token ids: the first 12 hex digits of the token's hash (enough to name it, useless to use it).
 fn token_id(hash: &str) -> String {
     hash.chars().take(12).collect()
@@ -98,14 +113,16 @@ async fn load(store: &Store, id: &str) -> ScimResult<IntegrationRecord> {
     store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))
 }
 
-/// `GET /admin/integrations`.
-pub async fn list_integrations(store: &Store, api_url: &str) -> ScimResult<Reply> {
+/// `GET /admin/integrations`: an owner sees its own only.
+pub async fn list_integrations(store: &Store, actor: &Actor, api_url: &str) -> ScimResult<Reply> {
     let all = store.list_integrations().await?;
-    Ok(Reply::json(200, json!({ "items": all.iter().map(|r| integration_json(r, api_url)).collect::<Vec<_>>() })))
+    let items: Vec<Value> = all.iter().filter(|r| actor.may_reach(&r.id)).map(|r| integration_json(r, api_url)).collect();
+    Ok(Reply::json(200, json!({ "items": items })))
 }
 
 /// `GET /admin/integrations/{id}`.
-pub async fn get_integration(store: &Store, api_url: &str, id: &str) -> ScimResult<Reply> {
+pub async fn get_integration(store: &Store, actor: &Actor, api_url: &str, id: &str) -> ScimResult<Reply> {
+    actor.require_reach(id)?;
     Ok(Reply::json(200, integration_json(&load(store, id).await?, api_url)))
 }
 
@@ -117,11 +134,13 @@ pub async fn get_integration(store: &Store, api_url: &str, id: &str) -> ScimResu
 pub async fn update_integration(
     store: &Store,
     queue: &Queue,
+    actor: &Actor,
     api_url: &str,
     id: &str,
     mut body: Value,
     options: UpdateOptions,
 ) -> ScimResult<Reply> {
+    actor.require_reach(id)?;
     let current = load(store, id).await?;
     if body.get("connector").and_then(|c| c.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
         let stored =
@@ -149,7 +168,9 @@ pub async fn update_integration(
         None
     };
     tracing::info!(integration_id = %id, replan = request_id.is_some(), "integration updated");
-    let mut reply = get_integration(store, api_url, id).await?;
+    let changes = audit::changes(&redacted(&current.config_json()), &redacted(&config));
+    audit::record(store, actor, "integration.update", Some(id), changes).await;
+    let mut reply = get_integration(store, actor, api_url, id).await?;
     if let (Some(body), Some(request_id)) = (reply.body.as_mut(), request_id) {
         body["replan_request_id"] = json!(request_id);
     }
@@ -164,16 +185,20 @@ pub struct UpdateOptions {
 }
 
 /// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once.
-pub async fn delete_integration(store: &Store, id: &str) -> ScimResult<Reply> {
-    load(store, id).await?;
+pub async fn delete_integration(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply> {
+    actor.require_admin()?;
+    let current = load(store, id).await?;
     store.delete_integration(id).await?;
     tracing::info!(integration_id = %id, "integration deleted");
+    let changes = audit::changes(&redacted(&current.config_json()), &Value::Null);
+    audit::record(store, actor, "integration.delete", Some(id), changes).await;
     Ok(Reply::no_content())
 }
 
 /// `POST /admin/integrations/{id}/tokens`: one more SCIM token (shown once). The old ones
 /// stay valid until revoked, so an IdP can be switched over without downtime.
-pub async fn issue_token(store: &Store, id: &str) -> ScimResult<Reply> {
+pub async fn issue_token(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply> {
+    actor.require_reach(id)?;
     for _ in 0..super::WRITE_ATTEMPTS {
         let r = load(store, id).await?;
         let token = auth::new_token();
@@ -182,6 +207,7 @@ pub async fn issue_token(store: &Store, id: &str) -> ScimResult<Reply> {
         hashes.push(hash.clone());
         if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
             tracing::info!(integration_id = %id, token_id = %token_id(&hash), "SCIM token issued");
+            audit::record(store, actor, "integration.token.issue", Some(id), token_changes(&r.token_hashes, &hashes)).await;
             return Ok(Reply::json(201, json!({ "token_id": token_id(&hash), "token": token })));
         }
     }
@@ -189,7 +215,8 @@ pub async fn issue_token(store: &Store, id: &str) -> ScimResult<Reply> {
 }
 
 /// `DELETE /admin/integrations/{id}/tokens/{token_id}`.
-pub async fn revoke_token(store: &Store, id: &str, token: &str) -> ScimResult<Reply> {
+pub async fn revoke_token(store: &Store, actor: &Actor, id: &str, token: &str) -> ScimResult<Reply> {
+    actor.require_reach(id)?;
     for _ in 0..super::WRITE_ATTEMPTS {
         let r = load(store, id).await?;
         let hashes: Vec<String> = r.token_hashes.iter().filter(|h| token_id(h) != token).cloned().collect();
@@ -198,6 +225,7 @@ pub async fn revoke_token(store: &Store, id: &str, token: &str) -> ScimResult<Re
         }
         if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
             tracing::info!(integration_id = %id, token_id = %token, "SCIM token revoked");
+            audit::record(store, actor, "integration.token.revoke", Some(id), token_changes(&r.token_hashes, &hashes)).await;
             return Ok(Reply::no_content());
         }
     }

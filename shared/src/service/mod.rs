@@ -3,11 +3,13 @@
 
 pub mod activity;
 pub mod admin;
+pub mod audit;
 pub mod callback;
 pub mod discovery;
 pub mod fanout;
 pub mod groups;
 pub mod list;
+pub mod owners;
 pub mod provision;
 pub mod reconfigure;
 pub mod render;

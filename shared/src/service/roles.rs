@@ -66,7 +66,14 @@ fn app_error(e: ConnectorError) -> ScimError {
 }
 
 /// Reads the app's roles through the connector, merges them into the catalog and saves it.
-pub async fn import(store: &Store, secrets: &Secrets, outbound: &OutboundClients, id: &str) -> ScimResult<Reply> {
+pub async fn import(
+    store: &Store,
+    actor: &super::audit::Actor,
+    secrets: &Secrets,
+    outbound: &OutboundClients,
+    id: &str,
+) -> ScimResult<Reply> {
+    actor.require_reach(id)?;
     let record = store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))?;
     let mut config_json = record.config_json();
     let config = crate::integration::IntegrationConfig::from_json(config_json.clone())?;
@@ -88,6 +95,8 @@ pub async fn import(store: &Store, secrets: &Secrets, outbound: &OutboundClients
         return Err(ScimError::not_found("no such integration"));
     }
     tracing::info!(integration_id = %id, added = merged.added.len(), "role catalog imported");
+    let changes = super::audit::changes(&record.config_json(), &config_json);
+    super::audit::record(store, actor, "integration.roles.import", Some(id), changes).await;
     Ok(Reply::json(
         200,
         json!({

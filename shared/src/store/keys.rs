@@ -72,6 +72,31 @@ pub fn resync_part_prefix(task_id: &str, part: &str) -> String {
     format!("RESYNC#{task_id}#{part}#")
 }
 
+/// An integration owner (docs/contract.md "Owners and audit"), and the row that finds an
+/// owner by the hash of its token.
+pub fn owner_pk(id: &str) -> String {
+    format!("OWNER#{id}")
+}
+
+pub const OWNER_SK: &str = "OWNER";
+
+pub fn owner_token_pk(hash: &str) -> String {
+    format!("OWNERTOKEN#{hash}")
+}
+
+pub const OWNER_TOKEN_SK: &str = "OWNERTOKEN";
+
+/// GSI `gsi1`: every owner, by id.
+pub const OWNERS_GSI_PK: &str = "OWNERS";
+
+/// Audit entries: `AUDIT#<ulid>` under their integration or under `pk = AUDIT`, and all of
+/// them in the `AUDIT` partition of `gsi1`.
+pub const AUDIT_PK: &str = "AUDIT";
+
+pub fn audit_sk(id: &str) -> String {
+    format!("AUDIT#{id}")
+}
+
 /// When an integration's scheduled resync last started (`resync.every_hours`).
 pub const RESYNC_SCHEDULE_SK: &str = "RESYNC_SCHEDULE";
 

@@ -1,11 +1,13 @@
 //! DynamoDB access through the AWS SDK. One table; keys from [`keys`]. Every write that must
 //! not clobber carries a condition expression with expression attribute values.
 
+pub mod audit;
 pub mod deliveries;
 pub mod fanout;
 pub mod integrations;
 pub mod keys;
 pub mod members;
+pub mod owners;
 pub mod provisioning;
 pub mod resources;
 pub mod resync;

@@ -7,7 +7,7 @@ use idlcm::scim::resource::Projection;
 use idlcm::service::{self, Ctx, activity, admin, discovery, groups, list, users};
 use idlcm::store::resources::Kind;
 
-use super::{Admin, ApiError, ApiReply, ApiResult, JsonBody, QueryParams, Scim, api_url};
+use super::{ApiError, Caller, ApiReply, ApiResult, JsonBody, QueryParams, Scim, api_url};
 use crate::AppState;
 
 fn ctx<'a>(state: &'a AppState, scim: &'a Scim) -> Ctx<'a> {
@@ -59,13 +59,14 @@ fn list_params(q: &QueryParams) -> list::ListParams {
 
 pub async fn admin_create_integration(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
     Ok(ApiReply(
         admin::create_integration(
             &state.store,
+            &actor,
             &api_url(&state, &headers),
             body,
             state.config.allow_loopback_connectors,
@@ -107,26 +108,26 @@ fn activity_params(q: &QueryParams) -> activity::ActivityParams {
     }
 }
 
-pub async fn admin_list_integrations(State(state): State<AppState>, _: Admin, headers: HeaderMap) -> ApiResult {
-    Ok(ApiReply(admin::list_integrations(&state.store, &api_url(&state, &headers)).await?))
+pub async fn admin_list_integrations(State(state): State<AppState>, Caller(actor): Caller, headers: HeaderMap) -> ApiResult {
+    Ok(ApiReply(admin::list_integrations(&state.store, &actor, &api_url(&state, &headers)).await?))
 }
 
 pub async fn admin_get_integration(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    Ok(ApiReply(admin::get_integration(&state.store, &api_url(&state, &headers), &id).await?))
+    Ok(ApiReply(admin::get_integration(&state.store, &actor, &api_url(&state, &headers), &id).await?))
 }
 
-pub async fn admin_import_roles(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
-    Ok(ApiReply(service::roles::import(&state.store, &state.secrets, state.outbound(), &id).await?))
+pub async fn admin_import_roles(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(service::roles::import(&state.store, &actor, &state.secrets, state.outbound(), &id).await?))
 }
 
 pub async fn admin_update_integration(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
     q: QueryParams,
@@ -135,7 +136,15 @@ pub async fn admin_update_integration(
     let options =
         admin::UpdateOptions { loopback: state.config.allow_loopback_connectors, dry_run: flag(q.get("dry_run"))? };
     Ok(ApiReply(
-        admin::update_integration(&state.store, &state.queue, &api_url(&state, &headers), &id, body, options).await?,
+        admin::update_integration(
+            &state.store,
+            &state.queue,
+            &actor,
+            &api_url(&state, &headers),
+            &id,
+            body,
+            options,
+        ).await?,
     ))
 }
 
@@ -150,70 +159,131 @@ fn flag(value: Option<&str>) -> Result<bool, ApiError> {
 
 pub async fn admin_resync(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    Ok(ApiReply(service::resync::start(&state.store, &state.queue, &id, &body).await?))
+    actor.require_reach(&id)?;
+    let reply = service::resync::start(&state.store, &state.queue, &id, &body).await?;
+    let started = reply.body.clone().unwrap_or_default();
+    let changes = service::audit::changes(&serde_json::Value::Null, &started);
+    service::audit::record(&state.store, &actor, "integration.resync", Some(&id), changes).await;
+    Ok(ApiReply(reply))
 }
 
 pub async fn admin_unmanaged(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     q: QueryParams,
 ) -> ApiResult {
+    actor.require_reach(&id)?;
     Ok(ApiReply(service::resync::unmanaged(&state.store, &id, q.get("cursor")).await?))
 }
 
-pub async fn admin_delete_integration(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
-    Ok(ApiReply(admin::delete_integration(&state.store, &id).await?))
+pub async fn admin_delete_integration(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(admin::delete_integration(&state.store, &actor, &id).await?))
 }
 
-pub async fn admin_issue_token(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult {
-    Ok(ApiReply(admin::issue_token(&state.store, &id).await?))
+pub async fn admin_issue_token(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(admin::issue_token(&state.store, &actor, &id).await?))
 }
 
 pub async fn admin_revoke_token(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
-    Ok(ApiReply(admin::revoke_token(&state.store, &id, &token_id).await?))
+    Ok(ApiReply(admin::revoke_token(&state.store, &actor, &id, &token_id).await?))
 }
 
 pub async fn admin_activity(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     q: QueryParams,
 ) -> ApiResult {
+    actor.require_reach(&id)?;
     Ok(ApiReply(activity::list(&state.store, &id, &activity_params(&q)).await?))
 }
 
 pub async fn admin_activity_detail(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path((id, request_id)): Path<(String, String)>,
 ) -> ApiResult {
+    actor.require_reach(&id)?;
     Ok(ApiReply(activity::detail(&state.store, &id, &request_id).await?))
 }
 
 pub async fn admin_user_activity(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path((id, user)): Path<(String, String)>,
     q: QueryParams,
 ) -> ApiResult {
+    actor.require_reach(&id)?;
     Ok(ApiReply(activity::user_history(&state.store, &id, &user, &activity_params(&q)).await?))
 }
 
 pub async fn admin_retry_job(
     State(state): State<AppState>,
-    _: Admin,
+    Caller(actor): Caller,
     Path((id, job_id)): Path<(String, String)>,
 ) -> ApiResult {
-    Ok(ApiReply(activity::retry(&state.store, &state.queue, &id, &job_id).await?))
+    actor.require_reach(&id)?;
+    let reply = activity::retry(&state.store, &state.queue, &id, &job_id).await?;
+    let changes = service::audit::changes(&serde_json::json!({ "job": job_id, "status": "failed" }), &serde_json::json!({ "job": job_id, "status": "queued" }));
+    service::audit::record(&state.store, &actor, "job.retry", Some(&id), changes).await;
+    Ok(ApiReply(reply))
+}
+
+pub async fn admin_me(Caller(actor): Caller) -> ApiResult {
+    let mut me = actor.json();
+    me["integrations"] = match &actor {
+        service::audit::Actor::Admin => serde_json::json!("all"),
+        service::audit::Actor::Owner { integrations, .. } => serde_json::json!(integrations),
+    };
+    Ok(ApiReply(service::Reply::json(200, me)))
+}
+
+pub async fn admin_audit(State(state): State<AppState>, Caller(actor): Caller, q: QueryParams) -> ApiResult {
+    let reply =
+        service::audit::list(&state.store, &actor, q.get("integration"), q.get("cursor"), q.get("limit")).await?;
+    Ok(ApiReply(reply))
+}
+
+pub async fn admin_owners_create(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(service::owners::create(&state.store, &actor, &body).await?))
+}
+
+pub async fn admin_owners_list(State(state): State<AppState>, Caller(actor): Caller) -> ApiResult {
+    Ok(ApiReply(service::owners::list(&state.store, &actor).await?))
+}
+
+pub async fn admin_owner_get(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(service::owners::get(&state.store, &actor, &id).await?))
+}
+
+pub async fn admin_owner_update(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    Ok(ApiReply(service::owners::update(&state.store, &actor, &id, &body).await?))
+}
+
+pub async fn admin_owner_revoke(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(service::owners::revoke(&state.store, &actor, &id).await?))
+}
+
+pub async fn admin_owner_rotate(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+    Ok(ApiReply(service::owners::rotate(&state.store, &actor, &id).await?))
 }
 
 /// The Activity page: one self-contained HTML document (no CDN), which asks for the admin

@@ -16,6 +16,7 @@ use idlcm::error::ScimError;
 use idlcm::integration::IntegrationConfig;
 use idlcm::metrics::{self, Unit};
 use idlcm::service::Reply;
+use idlcm::service::audit::Actor;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -124,14 +125,15 @@ impl FromRequestParts<AppState> for Scim {
     }
 }
 
-/// Marks a request as the admin's.
-pub struct Admin;
+/// Who calls an admin route: the admin token, or an owner's (docs/contract.md "Owners and
+/// audit"). An owner's token is looked up on every request, so a revoked one stops at once.
+pub struct Caller(pub Actor);
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = || ApiError(ScimError::unauthorized("missing or invalid admin token"));
+        let unauthorized = || ApiError(ScimError::unauthorized("missing or invalid admin or owner token"));
         let token = bearer(parts).ok_or_else(unauthorized)?;
         let hashes = match &state.config.admin_token {
             AdminTokenHashes::Inline(hashes) => hashes.clone(),
@@ -146,7 +148,14 @@ impl FromRequestParts<AppState> for Admin {
                 })?
             }
         };
-        if auth::verify(token, &hashes) { Ok(Admin) } else { Err(unauthorized()) }
+        if auth::verify(token, &hashes) {
+            return Ok(Caller(Actor::Admin));
+        }
+        let owner = state.store.owner_by_token_hash(&auth::hash_token(token)).await.map_err(ScimError::from)?;
+        match owner {
+            Some(o) => Ok(Caller(Actor::Owner { id: o.id, name: o.name, integrations: o.integrations })),
+            None => Err(unauthorized()),
+        }
     }
 }
 
