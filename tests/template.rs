@@ -186,6 +186,8 @@ fn the_declared_variable_lists_cover_every_variable_the_source_names() {
         }
     }
     assert!(files.len() > 20, "source files not found under {root}");
+    // Unit tests in files of their own (`*_tests.rs`) are test code as a whole.
+    files.retain(|f| !f.to_string_lossy().ends_with("_tests.rs"));
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         // Unit tests name variables of their own (fixtures, planted secrets): production code only.
