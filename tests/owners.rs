@@ -42,7 +42,8 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     let other = stack.create_integration_with(webhook("Other", "other-secret")).await;
 
     let (s, owner) =
-        call(&stack, ADMIN_TOKEN, "POST", "/owners", Some(json!({"name": "App team", "integrations": [mine.id]}))).await;
+        call(&stack, ADMIN_TOKEN, "POST", "/owners", Some(json!({"name": "App team", "integrations": [mine.id]})))
+            .await;
     assert_eq!(s, 201, "{owner}");
     let token = owner["token"].as_str().unwrap().to_string();
     let owner_id = owner["id"].as_str().unwrap().to_string();
@@ -64,7 +65,8 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     assert_eq!(s, 200);
     let (s, issued) = call(&stack, &token, "POST", &own("/tokens"), None).await;
     assert_eq!(s, 201);
-    let (s, _) = call(&stack, &token, "DELETE", &own(&format!("/tokens/{}", issued["token_id"].as_str().unwrap())), None).await;
+    let (s, _) =
+        call(&stack, &token, "DELETE", &own(&format!("/tokens/{}", issued["token_id"].as_str().unwrap())), None).await;
     assert_eq!(s, 204);
     for path in ["/activity", "/unmanaged"] {
         assert_eq!(call(&stack, &token, "GET", &own(path), None).await.0, 200, "{path}");
@@ -136,9 +138,14 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     assert_eq!(call(&stack, &token, "GET", "/integrations", None).await.0, 401, "the old token stopped");
     let new_token = rotated["token"].as_str().unwrap().to_string();
     assert_eq!(call(&stack, &new_token, "GET", &own(""), None).await.0, 200);
-    let (s, _) =
-        call(&stack, ADMIN_TOKEN, "PUT", &format!("/owners/{owner_id}"), Some(json!({"name": "App team", "integrations": []})))
-            .await;
+    let (s, _) = call(
+        &stack,
+        ADMIN_TOKEN,
+        "PUT",
+        &format!("/owners/{owner_id}"),
+        Some(json!({"name": "App team", "integrations": []})),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(call(&stack, &new_token, "GET", &own(""), None).await.0, 404, "no longer its integration");
     assert_eq!(call(&stack, ADMIN_TOKEN, "DELETE", &format!("/owners/{owner_id}"), None).await.0, 204);

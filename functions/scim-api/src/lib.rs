@@ -84,10 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/me", get(h::admin_me))
         .route("/admin/audit", get(h::admin_audit))
         .route("/admin/owners", post(h::admin_owners_create).get(h::admin_owners_list))
-        .route(
-            "/admin/owners/{id}",
-            get(h::admin_owner_get).put(h::admin_owner_update).delete(h::admin_owner_revoke),
-        )
+        .route("/admin/owners/{id}", get(h::admin_owner_get).put(h::admin_owner_update).delete(h::admin_owner_revoke))
         .route("/admin/owners/{id}/token", post(h::admin_owner_rotate))
         .route("/activity", get(h::activity_page))
         .route("/callbacks/{iid}/jobs/{job_id}", post(h::job_callback))

@@ -48,7 +48,8 @@ pub async fn create_integration(
     let token = auth::new_token();
     store.create_integration(&id, &name, &config, auth::hash_token(&token), now()).await?;
     tracing::info!(integration_id = %id, "integration created");
-    audit::record(store, actor, "integration.create", Some(&id), audit::changes(&Value::Null, &redacted(&config))).await;
+    audit::record(store, actor, "integration.create", Some(&id), audit::changes(&Value::Null, &redacted(&config)))
+        .await;
     Ok(Reply::json(
         201,
         json!({ "id": id, "name": name, "scim_base_url": format!("{api_url}/scim/v2/{id}"), "token": token }),
@@ -116,7 +117,8 @@ async fn load(store: &Store, id: &str) -> ScimResult<IntegrationRecord> {
 /// `GET /admin/integrations`: an owner sees its own only.
 pub async fn list_integrations(store: &Store, actor: &Actor, api_url: &str) -> ScimResult<Reply> {
     let all = store.list_integrations().await?;
-    let items: Vec<Value> = all.iter().filter(|r| actor.may_reach(&r.id)).map(|r| integration_json(r, api_url)).collect();
+    let items: Vec<Value> =
+        all.iter().filter(|r| actor.may_reach(&r.id)).map(|r| integration_json(r, api_url)).collect();
     Ok(Reply::json(200, json!({ "items": items })))
 }
 
@@ -207,7 +209,8 @@ pub async fn issue_token(store: &Store, actor: &Actor, id: &str) -> ScimResult<R
         hashes.push(hash.clone());
         if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
             tracing::info!(integration_id = %id, token_id = %token_id(&hash), "SCIM token issued");
-            audit::record(store, actor, "integration.token.issue", Some(id), token_changes(&r.token_hashes, &hashes)).await;
+            audit::record(store, actor, "integration.token.issue", Some(id), token_changes(&r.token_hashes, &hashes))
+                .await;
             return Ok(Reply::json(201, json!({ "token_id": token_id(&hash), "token": token })));
         }
     }
@@ -225,7 +228,8 @@ pub async fn revoke_token(store: &Store, actor: &Actor, id: &str, token: &str) -
         }
         if store.set_token_hashes(id, &r.token_hashes, &hashes).await? {
             tracing::info!(integration_id = %id, token_id = %token, "SCIM token revoked");
-            audit::record(store, actor, "integration.token.revoke", Some(id), token_changes(&r.token_hashes, &hashes)).await;
+            audit::record(store, actor, "integration.token.revoke", Some(id), token_changes(&r.token_hashes, &hashes))
+                .await;
             return Ok(Reply::no_content());
         }
     }

@@ -43,7 +43,9 @@ async fn parse(store: &Store, body: &Value) -> ScimResult<(String, Vec<String>)>
 
 fn cancelled(e: crate::store::StoreError) -> ScimError {
     match e {
-        crate::store::StoreError::Cancelled(_) => ScimError::new(409, None, "the owner changed meanwhile; read it again"),
+        crate::store::StoreError::Cancelled(_) => {
+            ScimError::new(409, None, "the owner changed meanwhile; read it again")
+        }
         other => other.into(),
     }
 }
@@ -113,6 +115,9 @@ pub async fn rotate(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply>
     let mut changes = Map::new();
     changes.insert("token".into(), json!({ "before": "***", "after": "*** (new)" }));
     let entry = audit::entry(store, actor, "owner.token.rotate", None, changes);
-    store.rotate_owner_token(&old, &auth::hash_token(&token), vec![store.audit_put(&entry)?]).await.map_err(cancelled)?;
+    store
+        .rotate_owner_token(&old, &auth::hash_token(&token), vec![store.audit_put(&entry)?])
+        .await
+        .map_err(cancelled)?;
     Ok(Reply::json(201, json!({ "id": old.id, "token": token })))
 }

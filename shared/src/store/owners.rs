@@ -77,7 +77,8 @@ impl Store {
             .expression_attribute_names("#pk", keys::PK)
             .build()
             .map_err(malformed)?;
-        let mut actions = vec![TransactWriteItem::builder().put(put).build(), self.token_row_put(&owner.token_hash, &owner.id)?];
+        let mut actions =
+            vec![TransactWriteItem::builder().put(put).build(), self.token_row_put(&owner.token_hash, &owner.id)?];
         actions.extend(extra);
         self.transact(actions).await
     }
@@ -156,7 +157,8 @@ impl Store {
             .expression_attribute_values(":hash", s(&owner.token_hash))
             .build()
             .map_err(malformed)?;
-        let mut actions = vec![TransactWriteItem::builder().delete(del).build(), self.token_row_delete(&owner.token_hash)?];
+        let mut actions =
+            vec![TransactWriteItem::builder().delete(del).build(), self.token_row_delete(&owner.token_hash)?];
         actions.extend(extra);
         self.transact(actions).await
     }

@@ -7,7 +7,7 @@ use idlcm::scim::resource::Projection;
 use idlcm::service::{self, Ctx, activity, admin, discovery, groups, list, users};
 use idlcm::store::resources::Kind;
 
-use super::{ApiError, Caller, ApiReply, ApiResult, JsonBody, QueryParams, Scim, api_url};
+use super::{ApiError, ApiReply, ApiResult, Caller, JsonBody, QueryParams, Scim, api_url};
 use crate::AppState;
 
 fn ctx<'a>(state: &'a AppState, scim: &'a Scim) -> Ctx<'a> {
@@ -108,7 +108,11 @@ fn activity_params(q: &QueryParams) -> activity::ActivityParams {
     }
 }
 
-pub async fn admin_list_integrations(State(state): State<AppState>, Caller(actor): Caller, headers: HeaderMap) -> ApiResult {
+pub async fn admin_list_integrations(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+) -> ApiResult {
     Ok(ApiReply(admin::list_integrations(&state.store, &actor, &api_url(&state, &headers)).await?))
 }
 
@@ -121,7 +125,11 @@ pub async fn admin_get_integration(
     Ok(ApiReply(admin::get_integration(&state.store, &actor, &api_url(&state, &headers), &id).await?))
 }
 
-pub async fn admin_import_roles(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_import_roles(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(service::roles::import(&state.store, &actor, &state.secrets, state.outbound(), &id).await?))
 }
 
@@ -136,15 +144,8 @@ pub async fn admin_update_integration(
     let options =
         admin::UpdateOptions { loopback: state.config.allow_loopback_connectors, dry_run: flag(q.get("dry_run"))? };
     Ok(ApiReply(
-        admin::update_integration(
-            &state.store,
-            &state.queue,
-            &actor,
-            &api_url(&state, &headers),
-            &id,
-            body,
-            options,
-        ).await?,
+        admin::update_integration(&state.store, &state.queue, &actor, &api_url(&state, &headers), &id, body, options)
+            .await?,
     ))
 }
 
@@ -181,11 +182,19 @@ pub async fn admin_unmanaged(
     Ok(ApiReply(service::resync::unmanaged(&state.store, &id, q.get("cursor")).await?))
 }
 
-pub async fn admin_delete_integration(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_delete_integration(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(admin::delete_integration(&state.store, &actor, &id).await?))
 }
 
-pub async fn admin_issue_token(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_issue_token(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(admin::issue_token(&state.store, &actor, &id).await?))
 }
 
@@ -233,7 +242,10 @@ pub async fn admin_retry_job(
 ) -> ApiResult {
     actor.require_reach(&id)?;
     let reply = activity::retry(&state.store, &state.queue, &id, &job_id).await?;
-    let changes = service::audit::changes(&serde_json::json!({ "job": job_id, "status": "failed" }), &serde_json::json!({ "job": job_id, "status": "queued" }));
+    let changes = service::audit::changes(
+        &serde_json::json!({ "job": job_id, "status": "failed" }),
+        &serde_json::json!({ "job": job_id, "status": "queued" }),
+    );
     service::audit::record(&state.store, &actor, "job.retry", Some(&id), changes).await;
     Ok(ApiReply(reply))
 }
@@ -265,7 +277,11 @@ pub async fn admin_owners_list(State(state): State<AppState>, Caller(actor): Cal
     Ok(ApiReply(service::owners::list(&state.store, &actor).await?))
 }
 
-pub async fn admin_owner_get(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_owner_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(service::owners::get(&state.store, &actor, &id).await?))
 }
 
@@ -278,11 +294,19 @@ pub async fn admin_owner_update(
     Ok(ApiReply(service::owners::update(&state.store, &actor, &id, &body).await?))
 }
 
-pub async fn admin_owner_revoke(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_owner_revoke(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(service::owners::revoke(&state.store, &actor, &id).await?))
 }
 
-pub async fn admin_owner_rotate(State(state): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn admin_owner_rotate(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     Ok(ApiReply(service::owners::rotate(&state.store, &actor, &id).await?))
 }
 
