@@ -74,10 +74,8 @@ async fn a_group_patch_is_one_request_whose_progress_reaches_20_of_20() {
     assert!(jobs[0]["started_at"].is_string() && jobs[0]["finished_at"].is_string());
 }
 
-#[tokio::test]
-async fn a_failed_job_shows_the_apps_error_and_succeeds_after_retry() {
-    let w = World::new().await;
-    let iid = w.scim.id.clone();
+/// The demo app refuses the next account creation for good (422 "seat limit reached").
+async fn refuse_next_create(w: &World) {
     w.demo
         .inject(
             FaultSpec::new([FaultResponse::status(422).body(json!({"error": "seat limit reached"}))])
@@ -85,6 +83,13 @@ async fn a_failed_job_shows_the_apps_error_and_succeeds_after_retry() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_job_shows_the_apps_error_and_succeeds_after_retry() {
+    let w = World::new().await;
+    let iid = w.scim.id.clone();
+    refuse_next_create(&w).await;
     w.create_user("lee@example.com").await;
     w.settle().await;
     let (_, list) = admin(&w.stack, "GET", &format!("/integrations/{iid}/activity?status=failed"), None).await;
@@ -242,4 +247,71 @@ fn the_openapi_check_catches_a_drift() {
     assert!(api.check("GET", "/admin/integrations/x/activity", 200, &wrong).unwrap_err().contains("status"));
     assert!(api.check("GET", "/admin/nope", 200, &ok).is_err());
     assert!(api.check("GET", "/admin/integrations/x/activity", 418, &ok).is_err());
+}
+
+/// Runs the worker until the robot has received `n` deliveries (notifications are queued
+/// after the job they report has finished, so `settle` may return before they are sent).
+async fn until_received(w: &World, robot: &idlcm_tests::robot::Robot, n: usize) {
+    let worker = w.worker.clone();
+    let enough = || async { robot.received().len() >= n };
+    let handler = idlcm_tests::world::handler(worker);
+    assert!(
+        w.source.run_until(handler, enough, std::time::Duration::from_secs(30)).await,
+        "{n} notification(s) expected, {} received",
+        robot.received().len()
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_fails_for_good_sends_one_signed_notification_retried_until_the_receiver_takes_it() {
+    let w = World::new().await;
+    let iid = w.scim.id.clone();
+    let robot = idlcm_tests::robot::Robot::start().await;
+    let secret = "notify-secret-0123456789";
+    let (_, got) = admin(&w.stack, "GET", &format!("/integrations/{iid}"), None).await;
+    let mut config = got["config"].clone();
+    config["notify"] = json!({"url": robot.url, "secret": secret});
+    let (s, saved) = admin(&w.stack, "PUT", &format!("/integrations/{iid}"), Some(config)).await;
+    assert_eq!(s, 200, "{saved}");
+    assert_eq!(saved["config"]["notify"]["secret"], "***", "the secret is never shown");
+
+    // The receiver is down at first: the notification comes again, with the same event id.
+    robot.answer(503);
+    refuse_next_create(&w).await;
+    w.create_user("lee@example.com").await;
+    w.settle().await;
+    until_received(&w, &robot, 1).await;
+    robot.answer(204);
+    until_received(&w, &robot, 2).await;
+    // Delivered: nothing more comes (a second worker pass finds the queue empty).
+    w.settle().await;
+    let received = robot.received();
+    assert_eq!(received.len(), 2, "one failure, one notification retried once");
+    for r in &received {
+        idlcm::connector::webhook::verify(secret.as_bytes(), &r.body, &r.signature).expect("signed with notify.secret");
+    }
+    let (first, second) = (received[0].json(), received[1].json());
+    assert_eq!(first, second, "a retry sends the same event");
+    assert_eq!(second["event"], "job.failed");
+    assert_eq!(second["id"], format!("job.failed.{}", second["job"]["id"].as_str().unwrap()));
+    assert_eq!(second["integration"]["id"], iid.as_str());
+    assert_eq!(second["job"]["userName"], "lee@example.com");
+    assert!(second["job"]["error"].as_str().unwrap().contains("seat limit reached"), "{second}");
+    let (_, list) = admin(&w.stack, "GET", &format!("/integrations/{iid}/activity?status=failed"), None).await;
+    assert_eq!(second["request_id"], list["items"][0]["id"], "it names the request shown in Activity");
+}
+
+#[tokio::test]
+async fn test_connection_reads_the_app_and_reports_its_failure() {
+    let w = World::new().await;
+    let iid = w.scim.id.clone();
+    let (s, ok) = admin(&w.stack, "POST", &format!("/integrations/{iid}/test"), None).await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!((ok["ok"].as_bool(), ok["call"].as_str()), (Some(true), Some("list_users")), "{ok}");
+    w.demo.inject(FaultSpec::new([FaultResponse::status(503)]).matching("GET", "/api/users")).await.unwrap();
+    let (s, down) = admin(&w.stack, "POST", &format!("/integrations/{iid}/test"), None).await;
+    assert_eq!((s, down["ok"].as_bool()), (200, Some(false)), "{down}");
+    assert!(down["detail"].as_str().unwrap().contains("503"), "the app's answer is shown: {down}");
+    let (s, _) = admin(&w.stack, "POST", "/integrations/nope/test", None).await;
+    assert_eq!(s, 404);
 }

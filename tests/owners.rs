@@ -73,6 +73,12 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     }
     let (s, _) = call(&stack, &token, "POST", &own("/resync"), Some(json!({"mode": "report"}))).await;
     assert_eq!(s, 202);
+    let (s, tested) = call(&stack, &token, "POST", &own("/test"), None).await;
+    assert_eq!(
+        (s, tested["ok"].clone(), tested["call"].as_str()),
+        (200, Value::Null, Some("none")),
+        "a webhook has no read call"
+    );
 
     // Another integration: 404 everywhere, as if it did not exist.
     for (method, path, body) in [
@@ -87,6 +93,7 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
         ("POST", theirs("/resync"), Some(json!({"mode": "report"}))),
         ("GET", theirs("/unmanaged"), None),
         ("POST", theirs("/roles/import"), None),
+        ("POST", theirs("/test"), None),
     ] {
         let (s, _) = call(&stack, &token, method, &path, body).await;
         assert_eq!(s, 404, "{method} {path}");

@@ -38,8 +38,13 @@ pub async fn end(
             JobOutcome { status: status::FAILED, error: Some(error), detail: None, applied_action: Some(action) }
         }
     };
-    if !store.finish_job_if(job, &outcome, guard).await? {
+    let finished = store.finish_job_if(job, &outcome, guard).await?;
+    if !finished.now() {
         return Ok(false);
+    }
+    let notices = crate::notify::messages(job, outcome.status, finished);
+    if !notices.is_empty() {
+        queue.send_notifications(&notices).await;
     }
     let iid = job.integration_id.as_str();
     let applied = store.get_applied(iid, &job.user_id).await?;

@@ -29,6 +29,18 @@ pub struct IntegrationConfig {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resync: Option<ResyncSchedule>,
+    /// Where to POST a signed notice of a failure (docs/contract.md "Failure notifications").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `notify: { "url", "secret" }`: the secret keys the HMAC signature (as webhook deliveries
+/// are signed) and is shown as `***` when the configuration is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub url: String,
+    pub secret: String,
 }
 
 /// `resync: { "every_hours": N, "mode": "report" | "correct" }`.
@@ -247,6 +259,14 @@ impl IntegrationConfig {
             }
             if r.mode != "report" && r.mode != "correct" {
                 return Err(ScimError::invalid_value("resync.mode must be \"report\" or \"correct\""));
+            }
+        }
+        if let Some(n) = &cfg.notify {
+            if reqwest::Url::parse(&n.url).is_err() {
+                return Err(ScimError::invalid_value("notify.url: must be an absolute https URL"));
+            }
+            if n.secret.chars().count() < 16 {
+                return Err(ScimError::invalid_value("notify.secret: must be at least 16 characters"));
             }
         }
         if let Some(reference) = cfg.connector.secret_ref() {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod integration;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod scim;
 pub mod secrets;

@@ -66,11 +66,35 @@ pub struct FanoutMessage {
     pub resend: Option<String>,
 }
 
-/// Any message on the job queue.
+/// A failure to tell the integration's owners about (`notify`, docs/contract.md "Failure
+/// notifications"): sent when a job fails for good, and when its request ends with failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyMessage {
+    pub integration_id: String,
+    /// `job.failed` or `request.failed` / `request.partially_failed`.
+    pub notify: String,
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+impl NotifyMessage {
+    /// The event's id: the receiver's deduplication key, and SQS's.
+    pub fn event_id(&self) -> String {
+        match &self.job_id {
+            Some(job) => format!("{}.{job}", self.notify),
+            None => format!("{}.{}", self.notify, self.request_id),
+        }
+    }
+}
+
+/// Any message on the job queue (untagged: the first shape that fits; a notification has
+/// the job message's fields too, so it is tried before it).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Message {
     Fanout(FanoutMessage),
+    Notify(NotifyMessage),
     Job(JobMessage),
 }
 
@@ -131,6 +155,28 @@ impl Queue {
             tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "fan-out message not sent; the sweeper will re-send it");
         }
         result.is_ok()
+    }
+
+    /// Sends notifications (their own FIFO group per integration: they never hold up a user's
+    /// jobs). A notification SQS refuses is logged and counted, not retried further: the
+    /// failure it reports stays in Activity either way.
+    pub async fn send_notifications(&self, messages: &[NotifyMessage]) {
+        for m in messages {
+            let Ok(body) = serde_json::to_string(m) else { continue };
+            let result = self
+                .client
+                .send_message()
+                .queue_url(&self.url)
+                .message_body(body)
+                .message_group_id(format!("{}:notify", m.integration_id))
+                .message_deduplication_id(m.event_id())
+                .send()
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "failure notification not queued");
+                crate::metrics::emit(&[], &[("NotificationsFailed", crate::metrics::Unit::Count, 1.0)]);
+            }
+        }
     }
 
     /// One SendMessageBatch; returns the messages that failed.

@@ -179,7 +179,10 @@ pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> R
                 // A fan-out page that kept failing: its task row stays, the next runs resume it.
                 tracing::error!("a fan-out page was dead-lettered; the sweeper resumes its task");
             }
-            let parsed = m.body().and_then(|b| serde_json::from_str::<JobMessage>(b).ok());
+            // A failure notification is never dead-lettered on purpose (the worker gives it up
+            // before); should one arrive, it is not a job: drop it.
+            let notice = m.body().is_some_and(|b| b.contains("\"notify\""));
+            let parsed = m.body().filter(|_| !notice).and_then(|b| serde_json::from_str::<JobMessage>(b).ok());
             if let Some(msg) = parsed
                 && let Some(job) = store.get_job(&msg.integration_id, &msg.job_id).await?
             {

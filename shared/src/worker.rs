@@ -13,7 +13,7 @@ use crate::assignment::drift;
 use crate::connector::{self, Connector, ConnectorConfig, ConnectorError, Job, Outcome};
 use crate::integration::IntegrationConfig;
 use crate::metrics;
-use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
+use crate::queue::{FanoutMessage, JobMessage, Message, NotifyMessage, Queue};
 use crate::secrets::Secrets;
 use crate::service::{now, render};
 use crate::store::provisioning::{AppliedRow, BASIS_APP, BASIS_REDELIVER, JobGuard, JobOutcome, JobRow, status};
@@ -133,6 +133,7 @@ impl Worker {
         let msg = match serde_json::from_str::<Message>(&d.body) {
             Ok(Message::Job(msg)) => msg,
             Ok(Message::Fanout(page)) => return self.fanout(&page, d.receive_count).await,
+            Ok(Message::Notify(m)) => return self.notify(&m, d.receive_count).await,
             Err(_) => {
                 tracing::error!(message_id = %d.message_id, "malformed job message; dropped");
                 return Disposition::Ack;
@@ -190,13 +191,74 @@ impl Worker {
     ) -> Result<bool, StoreError> {
         let outcome = JobOutcome { status: status_, error, detail, applied_action };
         let finished = self.store.finish_job_if(job, &outcome, JobGuard::Running).await?;
-        if !finished {
+        if !finished.now() {
             tracing::info!(
                 status = status_,
                 "job already finished elsewhere (a callback or the sweeper); left as it is"
             );
+            return Ok(false);
         }
-        Ok(finished)
+        let notices = crate::notify::messages(job, status_, finished);
+        if !notices.is_empty() {
+            Queue::new(self.sqs.clone(), self.queue_url.clone()).send_notifications(&notices).await;
+        }
+        Ok(true)
+    }
+
+    /// Sends one failure notification (`crate::notify`). Storage errors and a receiver's
+    /// 429/5xx/timeout come back with backoff until the last delivery; then it is given up
+    /// (logged and counted), never dead-lettered: the failure itself is in Activity already.
+    async fn notify(&self, m: &NotifyMessage, receive_count: u32) -> Disposition {
+        let span = tracing::info_span!("notify", integration_id = %m.integration_id, event = %m.event_id());
+        let outcome = async {
+            let Some(record) = self.store.get_integration(&m.integration_id).await? else {
+                return Ok(crate::notify::Sent::GiveUp("the integration no longer exists".into()));
+            };
+            let Ok(config) = IntegrationConfig::from_json(record.config_json()) else {
+                return Ok(crate::notify::Sent::GiveUp("the integration's configuration is invalid".into()));
+            };
+            let Some(target) = config.notify.as_ref() else {
+                return Ok(crate::notify::Sent::Delivered(0)); // notifications are off
+            };
+            let job = match &m.job_id {
+                Some(id) => self.store.get_job(&m.integration_id, id).await?,
+                None => None,
+            };
+            let request = match &m.job_id {
+                None => self.store.get_request(&m.integration_id, &m.request_id).await?,
+                Some(_) => None,
+            };
+            let body = crate::notify::payload(m, &config.name, job.as_ref(), request.as_ref(), &now());
+            let outbound = self.http.for_integration(config.allow_private_network);
+            Ok::<_, StoreError>(crate::notify::deliver(&outbound, target, &m.event_id(), &body).await)
+        }
+        .instrument(span.clone())
+        .await;
+        let _enter = span.enter();
+        let give_up = |why: &str| {
+            tracing::warn!(reason = why, "failure notification given up");
+            metrics::emit(&[], &[("NotificationsFailed", metrics::Unit::Count, 1.0)]);
+            Disposition::Ack
+        };
+        match outcome {
+            Ok(crate::notify::Sent::Delivered(0)) => Disposition::Ack,
+            Ok(crate::notify::Sent::Delivered(code)) => {
+                tracing::info!(status = code, "failure notification delivered");
+                metrics::emit(&[], &[("NotificationsSent", metrics::Unit::Count, 1.0)]);
+                Disposition::Ack
+            }
+            Ok(crate::notify::Sent::GiveUp(why)) => give_up(&why),
+            Ok(crate::notify::Sent::Retry(why)) if receive_count + 1 >= self.max_receives => give_up(&why),
+            Ok(crate::notify::Sent::Retry(why)) => {
+                tracing::info!(reason = %why, "failure notification will be retried");
+                Disposition::Retry { delay: backoff(receive_count) }
+            }
+            Err(e) if receive_count + 1 >= self.max_receives => give_up(&e.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "failure notification: storage error; will retry");
+                Disposition::Retry { delay: backoff(receive_count) }
+            }
+        }
     }
 
     /// Runs one started job to an outcome and records it.

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/integrations/{id}/activity/{request_id}", get(h::admin_activity_detail))
         .route("/admin/integrations/{id}/users/{user}/activity", get(h::admin_user_activity))
         .route("/admin/integrations/{id}/jobs/{job_id}/retry", post(h::admin_retry_job))
+        .route("/admin/integrations/{id}/test", post(h::admin_test_connection))
         .route("/admin/me", get(h::admin_me))
         .route("/admin/audit", get(h::admin_audit))
         .route("/admin/owners", post(h::admin_owners_create).get(h::admin_owners_list))

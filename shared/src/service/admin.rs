@@ -31,6 +31,9 @@ pub async fn check_config(body: Value, loopback: bool) -> ScimResult<(String, Va
     let cfg = parse_config(&body)?;
     let policy = crate::connector::Policy { loopback, private: cfg.allow_private_network };
     crate::connector::check_for_save(&cfg.connector, policy).await.map_err(ScimError::invalid_value)?;
+    if let Some(n) = &cfg.notify {
+        policy.check_url_now(&n.url).await.map_err(|why| ScimError::invalid_value(format!("notify.url: {why}")))?;
+    }
     Ok((cfg.name.trim().to_string(), body))
 }
 
@@ -61,6 +64,9 @@ pub async fn create_integration(
 fn redacted(config: &Value) -> Value {
     let mut c = config.clone();
     if let Some(secret) = c.get_mut("connector").and_then(|k| k.get_mut("secret")).filter(|s| !s.is_null()) {
+        *secret = json!(crate::connector::REDACTED);
+    }
+    if let Some(secret) = c.get_mut("notify").and_then(|n| n.get_mut("secret")).filter(|s| !s.is_null()) {
         *secret = json!(crate::connector::REDACTED);
     }
     if let Some(headers) = c.get_mut("connector").and_then(|k| k.get_mut("headers")).and_then(Value::as_object_mut) {
@@ -148,6 +154,10 @@ pub async fn update_integration(
         let stored =
             current.config_json().get("connector").and_then(|c| c.get("secret")).cloned().unwrap_or(Value::Null);
         body["connector"]["secret"] = stored;
+    }
+    if body.get("notify").and_then(|n| n.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
+        let stored = current.config_json().get("notify").and_then(|n| n.get("secret")).cloned().unwrap_or(Value::Null);
+        body["notify"]["secret"] = stored;
     }
     restore_redacted_headers(&mut body, &current.config_json());
     let (name, config) = check_config(body, options.loopback).await?;

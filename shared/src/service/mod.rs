@@ -5,6 +5,7 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod callback;
+pub mod connection;
 pub mod discovery;
 pub mod fanout;
 pub mod groups;

@@ -255,6 +255,6 @@ impl Store {
             .await;
         let Some(out) = StoreError::conditional("UpdateItem", out)? else { return Ok(()) };
         let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
-        self.request_finalize_if_complete(iid, &row, now).await
+        self.request_finalize_if_complete(iid, &row, now).await.map(|_| ())
     }
 }

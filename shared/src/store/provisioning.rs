@@ -265,6 +265,21 @@ pub fn final_status(row: &RequestRow) -> Option<&'static str> {
     })
 }
 
+/// What [`Store::finish_job_if`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The job had already ended (or moved on): nothing was written.
+    Already,
+    /// This call finished it; `request`: the final status its request reached with it.
+    Now { request: Option<&'static str> },
+}
+
+impl Finished {
+    pub fn now(&self) -> bool {
+        matches!(self, Finished::Now { .. })
+    }
+}
+
 /// What must still hold for a guarded job update ([`Store::job_record_if`]).
 #[derive(Debug, Clone, Copy)]
 pub enum JobGuard<'a> {
@@ -526,7 +541,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::service::now();
         self.job_record(job, &JobOutcome { status: status_, error, detail, applied_action }, &now).await?;
-        self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await
+        self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await.map(|_| ())
     }
 
     /// [`Self::finish_job`] under a guard: counted on the request only when this call
@@ -536,13 +551,13 @@ impl Store {
         job: &JobRow,
         outcome: &JobOutcome<'_>,
         guard: JobGuard<'_>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let now = crate::service::now();
         if !self.job_record_if(job, outcome, &now, Some(guard)).await? {
-            return Ok(false);
+            return Ok(Finished::Already);
         }
-        self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
-        Ok(true)
+        let request = self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
+        Ok(Finished::Now { request })
     }
 
     /// Records what the app now holds for a user (never going back to an older state).
@@ -569,14 +584,15 @@ impl Store {
         self.put_applied(&row).await.map(|_| ())
     }
 
-    /// Counts a finished job on its request and, when it was the last, sets the final status.
+    /// Counts a finished job on its request and, when it was the last, sets the final status
+    /// (returned then).
     pub async fn request_job_done(
         &self,
         iid: &str,
         request_id: &str,
         job_status: &str,
         now: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<&'static str>, StoreError> {
         let field = match job_status {
             status::SUCCEEDED => "succeeded",
             status::FAILED => "failed",
@@ -597,13 +613,19 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
+        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(None) };
         self.request_finalize_if_complete(iid, &row, now).await
     }
 
-    /// Sets a request's final status once every job is counted and no fan-out is pending.
-    pub async fn request_finalize_if_complete(&self, iid: &str, row: &RequestRow, now: &str) -> Result<(), StoreError> {
-        let Some(final_status) = final_status(row) else { return Ok(()) };
+    /// Sets a request's final status once every job is counted and no fan-out is pending;
+    /// returns the status it set.
+    pub async fn request_finalize_if_complete(
+        &self,
+        iid: &str,
+        row: &RequestRow,
+        now: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
+        let Some(final_status) = final_status(row) else { return Ok(None) };
         self.client
             .update_item()
             .table_name(&self.table)
@@ -615,7 +637,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        Ok(Some(final_status))
     }
 
     /// Moves a request's `total` when a chunked commit planned more or fewer jobs than first counted.

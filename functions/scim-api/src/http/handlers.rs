@@ -250,6 +250,14 @@ pub async fn admin_retry_job(
     Ok(ApiReply(reply))
 }
 
+pub async fn admin_test_connection(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(ApiReply(service::connection::test(&state.store, &actor, &state.secrets, state.outbound(), &id).await?))
+}
+
 pub async fn admin_me(Caller(actor): Caller) -> ApiResult {
     let mut me = actor.json();
     me["integrations"] = match &actor {
