@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The Activity page in headless Chromium against a running local stack.
+# The console in headless Chromium against a running local stack: the Activity page
+# (tests/browser/activity.mjs), then integrations, owners and the audit trail
+# (tests/browser/console.mjs, screenshots console-*.png beside SCREENSHOT).
 #   infra/browser_test.sh STATE_DIR SCREENSHOT
 # Installs what it needs: Debian's chromium (as root, when missing) and playwright-core
 # (npm, pinned by tests/browser/package-lock.json; it downloads no browser).
@@ -23,4 +25,5 @@ if [[ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]]; then
 fi
 mkdir -p "$(dirname "$screenshot")"
 cd "$ROOT/tests/browser"
-exec node activity.mjs "$state_dir" "$screenshot"
+node activity.mjs "$state_dir" "$screenshot"
+exec node console.mjs "$state_dir" "$(cd "$(dirname "$screenshot")" && pwd)"

@@ -51,7 +51,7 @@ try {
     if (!resp || !resp.ok()) throw new Error(`the Activity page answered ${resp && resp.status()}`);
     await page.getByLabel("Admin token").fill(local.admin_token);
     await page.getByRole("button", { name: "Open" }).click();
-    await page.getByLabel("Integration").waitFor();
+    await page.getByLabel("Integration", { exact: true }).waitFor();
   });
   const only = async (name) => { await page.getByLabel("User", { exact: true }).fill(name); await page.getByRole("button", { name: "Filter" }).click(); };
   await check("the request appears and reaches succeeded", async () => {
