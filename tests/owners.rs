@@ -136,6 +136,10 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     let text = trail.to_string();
     assert!(!text.contains("first-secret") && !text.contains("second-secret"), "secrets never shown: {text}");
     assert_eq!(items[4]["actor"]["kind"], "admin");
+    // Entries are kept AuditDays (400 here), longer than the 90 days of Activity history.
+    let (rows, _) = stack.store().audit_page(None, None, None, 1).await.unwrap();
+    let days = (rows[0].expires_at - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((399..=400).contains(&days), "audit entries expire after {days} days");
     let (_, all) = call(&stack, ADMIN_TOKEN, "GET", "/audit?limit=200", None).await;
     assert!(all["items"].as_array().unwrap().iter().any(|e| e["action"] == "owner.create"));
 

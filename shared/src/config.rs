@@ -49,6 +49,8 @@ pub struct Config {
     pub jobs_queue_url: String,
     /// How long job history is kept (DynamoDB TTL on request and job rows).
     pub history_days: u32,
+    /// How long audit entries are kept when longer than `history_days` (0: as long).
+    pub audit_days: u32,
     /// See [`allow_loopback_connectors`].
     pub allow_loopback_connectors: bool,
 }
@@ -72,6 +74,7 @@ pub const SCIM_API_ENV: &[&str] = &[
     "IDLCM_ADMIN_TOKEN_SHA256_REF",
     "IDLCM_PUBLIC_URL",
     "IDLCM_HISTORY_DAYS",
+    "IDLCM_AUDIT_DAYS",
     "IDLCM_METRICS_NAMESPACE",
     "IDLCM_ALLOW_LOOPBACK_CONNECTORS",
 ];
@@ -129,12 +132,20 @@ impl Config {
                 .filter(|d| *d > 0)
                 .ok_or(ConfigError::Invalid("IDLCM_HISTORY_DAYS", "expected a positive number of days"))?,
         };
+        let audit_days = match var("IDLCM_AUDIT_DAYS") {
+            None => 0,
+            Some(v) => v
+                .parse()
+                .ok()
+                .ok_or(ConfigError::Invalid("IDLCM_AUDIT_DAYS", "expected a number of days (0: as HistoryDays)"))?,
+        };
         Ok(Self {
             table: required("IDLCM_TABLE")?,
             admin_token,
             public_url: var("IDLCM_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
             jobs_queue_url: required("IDLCM_JOBS_QUEUE_URL")?,
             history_days,
+            audit_days,
             allow_loopback_connectors: allow_loopback_connectors()?,
         })
     }

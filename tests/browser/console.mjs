@@ -1,8 +1,8 @@
 // The console as admins and integration owners use it, in headless Chromium against the running
 // local stack (`infra/run.sh`): the admin creates an integration through the form (a field the
 // API refuses is shown beside it), issues a SCIM token, creates an owner; the owner signs in,
-// sees only that integration, edits its role mapping, runs "Test connection", and finds the
-// change in the audit trail. Writes a screenshot of each screen: console-*.png in <dir>.
+// sees only that integration, edits its role mapping, imports the role catalog from the app,
+// runs "Test connection", and finds the change in the audit trail. Writes a screenshot of each screen: console-*.png in <dir>.
 // Usage: node console.mjs <state dir holding local.json> <screenshot dir>
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -121,6 +121,14 @@ try {
     await page.getByRole("button", { name: "Save" }).click();
     await page.locator("#test-result", { hasText: "Saved." }).waitFor({ timeout: 15000 });
     if ((await page.getByLabel("Role 1").inputValue()) !== "editor") throw new Error("the mapping was not saved");
+  });
+
+  await check("the owner imports the role catalog from the app", async () => {
+    await page.getByRole("button", { name: "Import roles from the app" }).click();
+    await page.locator("#import-result", { hasText: "Saved." }).waitFor({ timeout: 15000 });
+    const catalog = JSON.parse(await page.getByLabel("Role catalog (JSON)").inputValue());
+    const values = catalog.map((r) => r.value);
+    if (!values.includes("admin") || !values.includes("editor")) throw new Error(`catalog: ${values}`);
   });
 
   await check("Test connection calls the app and shows its answer", async () => {

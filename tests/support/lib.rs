@@ -200,6 +200,8 @@ impl Stack {
             public_url: Some(api_url.clone()),
             jobs_queue_url: options.api_queue_url.unwrap_or_else(|| queue_url.clone()),
             history_days: idlcm::config::DEFAULT_HISTORY_DAYS,
+            // Longer than the history: audit entries outlive Activity (tests/owners.rs).
+            audit_days: 400,
             // Demo apps and robots listen on 127.0.0.1.
             allow_loopback_connectors: true,
         };

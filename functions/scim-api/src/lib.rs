@@ -44,7 +44,9 @@ impl AppState {
         sqs: aws_sdk_sqs::Client,
         secrets: Secrets,
     ) -> Self {
-        let store = Store::new(dynamodb, config.table.clone()).with_history_days(config.history_days);
+        let store = Store::new(dynamodb, config.table.clone())
+            .with_history_days(config.history_days)
+            .with_audit_days(config.audit_days);
         let queue = Queue::new(sqs, config.jobs_queue_url.clone());
         AppState(Arc::new(Inner { config, store, queue, secrets, outbound: std::sync::OnceLock::new() }))
     }

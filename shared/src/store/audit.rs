@@ -40,7 +40,7 @@ impl AuditRow {
             changes,
             gsi1pk: keys::AUDIT_PK.to_string(),
             gsi1sk: id.clone(),
-            expires_at: store.expires_at(),
+            expires_at: store.audit_expires_at(),
             id,
         }
     }

@@ -75,6 +75,8 @@ pub struct Store {
     pub table: String,
     /// How long request and job rows live (their `expires_at`, the table's TTL attribute).
     history: Duration,
+    /// How long audit entries live, when longer than `history` (`IDLCM_AUDIT_DAYS`).
+    audit: Duration,
 }
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
@@ -99,6 +101,7 @@ impl Store {
             client,
             table: table.into(),
             history: Duration::from_secs(86_400 * crate::config::DEFAULT_HISTORY_DAYS as u64),
+            audit: Duration::ZERO,
         }
     }
 
@@ -106,6 +109,17 @@ impl Store {
     pub fn with_history_days(mut self, days: u32) -> Self {
         self.history = Duration::from_secs(86_400 * u64::from(days));
         self
+    }
+
+    /// Keeps audit entries `days` days when that is longer than the job history (0: as long).
+    pub fn with_audit_days(mut self, days: u32) -> Self {
+        self.audit = Duration::from_secs(86_400 * u64::from(days));
+        self
+    }
+
+    /// The `expires_at` of an audit entry written now: the longer of the two retentions.
+    pub fn audit_expires_at(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.history.max(self.audit).as_secs() as i64
     }
 
     /// The `expires_at` (epoch seconds) of a request or job row written now: DynamoDB's TTL
