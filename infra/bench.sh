@@ -31,3 +31,9 @@ cargo test --workspace --test resync bench_resync_of_1000_users -- --ignored --n
 # the peak heap of each listing (the "listing:" lines).
 cargo test --workspace --test hostile listing_at_20000_users -- --ignored --nocapture 2>&1 |
   grep -E '^listing:|test result|panicked'
+# The AWS calls of one single-user change on the request path and in the worker (the BUDGET
+# lines; the test fails when a change exceeds its budget), and jobs per second through the
+# worker one job at a time and concurrent, against an app taking 100 ms per call (the BENCH
+# lines). BENCHMARKS.md records the figures.
+cargo test --workspace --test budgets -- --include-ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^BUDGET|^BENCH|test result|panicked'

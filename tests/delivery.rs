@@ -324,3 +324,24 @@ async fn a_callback_that_beats_the_robots_answer_is_counted_once() {
     let request = s.request_of(&job).await;
     assert_eq!((request.status.as_str(), request.total, request.succeeded, request.failed), ("succeeded", 1, 1, 0));
 }
+
+#[tokio::test]
+async fn a_batch_runs_different_users_at_once_but_at_most_four_of_one_integration() {
+    let s = setup(3600).await;
+    s.robot.answer(200);
+    s.robot.delay(300);
+    for n in 0..8 {
+        let (status, body) = s.scim("POST", "/Users", Some(user_body(&format!("c{n}@example.com")))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    s.deliver_until(8).await;
+    s.drain().await;
+    let most = s.robot.max_in_flight();
+    assert!(
+        (2..=idlcm::worker::PER_INTEGRATION).contains(&most),
+        "{most} deliveries at once: users run concurrently, bounded per integration"
+    );
+    let jobs = s.jobs().await;
+    assert_eq!(jobs.len(), 8);
+    assert!(jobs.iter().all(|j| j.status == "succeeded"), "{:?}", jobs.iter().map(|j| &j.status).collect::<Vec<_>>());
+}

@@ -86,6 +86,7 @@ pub const WORKER_ENV: &[&str] = &[
     "IDLCM_PUBLIC_URL",
     "IDLCM_METRICS_NAMESPACE",
     "IDLCM_JOB_DEADLINE_SECONDS",
+    "IDLCM_WORKER_PER_INTEGRATION",
 ];
 pub const SWEEPER_ENV: &[&str] = &[
     "IDLCM_TABLE",
@@ -171,6 +172,9 @@ pub struct WorkerConfig {
     pub job_deadline: std::time::Duration,
     /// See [`allow_loopback_connectors`].
     pub allow_loopback_connectors: bool,
+    /// `IDLCM_WORKER_PER_INTEGRATION`: how many users of one integration a batch runs at once
+    /// (default [`crate::worker::PER_INTEGRATION`]; 1 runs a batch one job after the other).
+    pub per_integration: usize,
 }
 
 impl WorkerConfig {
@@ -193,6 +197,13 @@ impl WorkerConfig {
                 }
             }),
             allow_loopback_connectors: allow_loopback_connectors()?,
+            per_integration: match var("IDLCM_WORKER_PER_INTEGRATION") {
+                None => crate::worker::PER_INTEGRATION,
+                Some(v) => v.parse().ok().filter(|n| (1..=10).contains(n)).ok_or(ConfigError::Invalid(
+                    "IDLCM_WORKER_PER_INTEGRATION",
+                    "expected a number from 1 to 10 (a batch holds at most 10 messages)",
+                ))?,
+            },
         })
     }
 }

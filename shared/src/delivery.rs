@@ -42,10 +42,7 @@ pub async fn end(
     if !finished.now() {
         return Ok(false);
     }
-    let notices = crate::notify::messages(job, outcome.status, finished);
-    if !notices.is_empty() {
-        queue.send_notifications(&notices).await;
-    }
+    crate::notify::queue_for(store, queue, job, outcome.status, finished).await;
     let iid = job.integration_id.as_str();
     let applied = store.get_applied(iid, &job.user_id).await?;
     let pending = applied.as_ref().filter(|a| a.pending_job.as_deref() == Some(job.id.as_str()));

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use crate::connector::Outbound;
 use crate::connector::webhook::{SIGNATURE_HEADER, sign};
 use crate::integration::NotifyConfig;
-use crate::queue::NotifyMessage;
+use crate::queue::{NotifyMessage, Queue};
+use crate::store::Store;
 use crate::store::provisioning::{Finished, JobRow, RequestRow, status};
 
 /// The header carrying the event id (the receiver's deduplication key).
@@ -47,6 +48,29 @@ pub fn messages(job: &JobRow, job_status: &str, finished: Finished) -> Vec<Notif
         });
     }
     out
+}
+
+/// Queues the notifications a finished job calls for ([`messages`]), when its integration has
+/// `notify` set: the configuration is read only then (a failure path), so an integration
+/// without notifications costs nothing more. A read that fails is logged; the failure itself
+/// is recorded already.
+pub async fn queue_for(store: &Store, queue: &Queue, job: &JobRow, job_status: &str, finished: Finished) {
+    let notices = messages(job, job_status, finished);
+    if notices.is_empty() {
+        return;
+    }
+    let wanted = match store.get_integration(&job.integration_id).await {
+        Ok(Some(record)) => record.config_json().get("notify").is_some_and(|n| !n.is_null()),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "failure notification not queued: the integration could not be read");
+            crate::metrics::emit(&[], &[("NotificationsFailed", crate::metrics::Unit::Count, 1.0)]);
+            false
+        }
+    };
+    if wanted {
+        queue.send_notifications(&notices).await;
+    }
 }
 
 /// The body sent: what happened, where to look, and nothing the receiver could not already

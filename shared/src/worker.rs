@@ -54,6 +54,42 @@ pub struct Worker {
     pub public_url: Option<String>,
     /// How long a started job may stay `running` before the sweeper takes it for lost.
     pub job_deadline: Duration,
+    /// How many users of one integration a batch runs at once ([`PER_INTEGRATION`]).
+    pub per_integration: usize,
+}
+
+/// How many users (FIFO groups) of one integration a worker batch runs at once: one
+/// integration's push cannot take all of an invocation, and an app sees at most this many
+/// calls at a time from one invocation (docs/architecture.md "Flow", Concurrency).
+pub const PER_INTEGRATION: usize = 4;
+
+/// A batch's messages by FIFO group, groups in order of their first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchGroup {
+    pub integration: String,
+    pub group: String,
+    /// Indexes into the batch, in order.
+    pub messages: Vec<usize>,
+}
+
+/// Sorts a batch into its FIFO groups as the queue assigned them (`queue.rs`): a job by
+/// integration and user, a fan-out page by its task, notifications by integration. A message
+/// that cannot be read is a group of its own. Pure.
+pub fn batch_groups(batch: &[Delivery]) -> Vec<BatchGroup> {
+    let mut groups: Vec<BatchGroup> = Vec::new();
+    for (i, d) in batch.iter().enumerate() {
+        let (integration, group) = match serde_json::from_str::<Message>(&d.body) {
+            Ok(Message::Job(m)) => (m.integration_id.clone(), m.group_id()),
+            Ok(Message::Fanout(m)) => (m.integration_id.clone(), format!("{}:fanout:{}", m.integration_id, m.fanout)),
+            Ok(Message::Notify(m)) => (m.integration_id.clone(), format!("{}:notify", m.integration_id)),
+            Err(_) => (String::new(), format!("unreadable:{}", d.message_id)),
+        };
+        match groups.iter_mut().find(|g| g.group == group) {
+            Some(g) => g.messages.push(i),
+            None => groups.push(BatchGroup { integration, group, messages: vec![i] }),
+        }
+    }
+    groups
 }
 
 /// Backoff for retryable failures without `Retry-After`: 2, 4, 8 … seconds, at most 5 minutes.
@@ -75,19 +111,44 @@ impl Worker {
         self.handle_batch_until(batch, None).await
     }
 
-    /// Handles a batch in order. FIFO semantics: at the first message that must be retried,
-    /// stop; it and every later message are returned as failures. The later ones are made
-    /// visible again at once, so a user whose job keeps failing delays others by one redelivery
-    /// at most. Near the invocation's `deadline` (less than [`JOB_BUDGET`] left) the rest of the
-    /// batch is handed back the same way instead of being cut off by the timeout. Returns the
-    /// failed message ids.
+    /// Handles a batch: the messages of each FIFO group (a user, a fan-out, an integration's
+    /// notifications) in order, different groups at the same time, at most `per_integration`
+    /// groups of one integration at once (`batch_groups`). In a group, at
+    /// the first message that must be retried, stop: it and the group's later messages are
+    /// returned as failures, so per-user order holds; other groups are not held up. Near the
+    /// invocation's `deadline` (less than [`JOB_BUDGET`] left) the rest of a group is handed
+    /// back the same way instead of being cut off by the timeout. Returns the failed message
+    /// ids, in batch order.
     pub async fn handle_batch_until(&self, batch: &[Delivery], deadline: Option<std::time::Instant>) -> Vec<String> {
+        let groups = batch_groups(batch);
+        let mut limits: std::collections::HashMap<&str, std::sync::Arc<tokio::sync::Semaphore>> =
+            std::collections::HashMap::new();
+        for g in &groups {
+            limits
+                .entry(g.integration.as_str())
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_integration.max(1))));
+        }
+        let runs = groups.iter().map(|g| {
+            let limit = limits[g.integration.as_str()].clone();
+            async move {
+                let _permit = limit.acquire().await;
+                let messages: Vec<&Delivery> = g.messages.iter().map(|&i| &batch[i]).collect();
+                self.handle_group(&messages, deadline).await
+            }
+        });
+        let failed: std::collections::HashSet<String> =
+            futures_util::future::join_all(runs).await.into_iter().flatten().collect();
+        batch.iter().filter(|d| failed.contains(&d.message_id)).map(|d| d.message_id.clone()).collect()
+    }
+
+    /// One FIFO group's messages, in order (see [`Self::handle_batch_until`]).
+    async fn handle_group(&self, batch: &[&Delivery], deadline: Option<std::time::Instant>) -> Vec<String> {
         let mut failed = Vec::new();
         for (i, d) in batch.iter().enumerate() {
             if deadline.is_some_and(|end| end.saturating_duration_since(std::time::Instant::now()) < JOB_BUDGET) {
                 tracing::info!(
                     handed_back = batch.len() - i,
-                    "invocation deadline near; the rest of the batch goes back"
+                    "invocation deadline near; the rest of this group's messages go back"
                 );
                 for rest in &batch[i..] {
                     self.set_visibility(rest, Duration::ZERO).await;
@@ -198,10 +259,8 @@ impl Worker {
             );
             return Ok(false);
         }
-        let notices = crate::notify::messages(job, status_, finished);
-        if !notices.is_empty() {
-            Queue::new(self.sqs.clone(), self.queue_url.clone()).send_notifications(&notices).await;
-        }
+        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        crate::notify::queue_for(&self.store, &queue, job, status_, finished).await;
         Ok(true)
     }
 
@@ -263,7 +322,9 @@ impl Worker {
 
     /// Runs one started job to an outcome and records it.
     async fn apply(&self, iid: &str, job: JobRow, receive_count: u32) -> Result<Disposition, StoreError> {
-        let Some(record) = self.store.get_integration(iid).await? else {
+        // Every row the job reads, in one call (`store::job_context`).
+        let context = self.store.job_context(iid, &job.user_id).await?;
+        let Some(record) = context.integration else {
             self.finish(&job, status::FAILED, Some("the integration no longer exists"), None, None).await?;
             metrics::job(&job.action, status::FAILED);
             return Ok(Disposition::Ack);
@@ -278,10 +339,10 @@ impl Worker {
             }
         };
 
-        let assign = self.store.get_assign(iid, &job.user_id).await?;
+        let assign = context.assign;
         let desired_seq = assign.as_ref().map_or(0, |a| a.seq);
         let desired = assign.as_ref().and_then(|a| a.desired());
-        let mut applied_row = self.store.get_applied(iid, &job.user_id).await?;
+        let mut applied_row = context.applied;
         // A delivery of this user that the app has not confirmed yet: what the app holds is
         // not known until it is, so this job waits its turn (level-triggered: when it runs, it
         // applies whatever is desired then).
@@ -332,7 +393,7 @@ impl Worker {
             return Ok(Disposition::Ack);
         };
 
-        let user = self.user_resource(iid, &job).await?;
+        let user = self.user_resource(iid, &job, context.user);
         let action = change.action;
         let call = Job {
             job_id: &job.id,
@@ -445,23 +506,59 @@ impl Worker {
         connector::for_integration(config, &self.http, &self.secrets).await
     }
 
-    /// The SCIM user to send: the stored one, or for a deleted user the job's snapshot.
-    async fn user_resource(&self, iid: &str, job: &JobRow) -> Result<Value, StoreError> {
-        if let Some(stored) = self.store.get_resource(iid, Kind::User, &job.user_id).await? {
+    /// The SCIM user to send: the stored one (read with the job's context), or for a deleted
+    /// user the job's snapshot.
+    fn user_resource(&self, iid: &str, job: &JobRow, stored: Option<crate::store::resources::Stored>) -> Value {
+        if let Some(stored) = stored {
             let base = format!("{}/scim/v2/{iid}", self.public_url.as_deref().unwrap_or(""));
-            return Ok(render::resource(&base, Kind::User, &stored, None));
+            return render::resource(&base, Kind::User, &stored, None);
         }
-        Ok(job
-            .user_snapshot
+        job.user_snapshot
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_else(|| json!({ "id": job.user_id, "userName": job.user_name })))
+            .unwrap_or_else(|| json!({ "id": job.user_id, "userName": job.user_name }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery(id: &str, body: serde_json::Value) -> Delivery {
+        Delivery { message_id: id.into(), receipt_handle: None, body: body.to_string(), receive_count: 1 }
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_fifo_groups_in_order() {
+        let job = |id: &str, iid: &str, user: &str| {
+            delivery(id, json!({"integration_id": iid, "job_id": id, "user_id": user}))
+        };
+        let batch = vec![
+            job("1", "a", "u1"),
+            job("2", "a", "u2"),
+            job("3", "a", "u1"),
+            job("4", "b", "u1"),
+            delivery("5", json!({"integration_id": "a", "fanout": "f", "page": 2})),
+            delivery("6", json!({"integration_id": "a", "notify": "job.failed", "request_id": "r", "job_id": "1"})),
+            delivery("7", json!("not a message")),
+            job("8", "a", "u2"),
+        ];
+        let groups = batch_groups(&batch);
+        let shape: Vec<(&str, &str, Vec<usize>)> =
+            groups.iter().map(|g| (g.integration.as_str(), g.group.as_str(), g.messages.clone())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("a", "a:u1", vec![0, 2]),
+                ("a", "a:u2", vec![1, 7]),
+                ("b", "b:u1", vec![3]),
+                ("a", "a:fanout:f", vec![4]),
+                ("a", "a:notify", vec![5]),
+                ("", "unreadable:7", vec![6]),
+            ],
+            "one group per user, fan-out and notifications; each in batch order"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -31,6 +31,8 @@ pub struct Stack {
     pub dlq_url: String,
     /// Counts the AWS calls the API made.
     pub api_calls: aws_calls::Counter,
+    /// Counts the AWS calls the workers of [`Stack::worker`] made.
+    pub worker_calls: aws_calls::Counter,
 }
 
 /// One integration's SCIM endpoint and token.
@@ -217,7 +219,17 @@ impl Stack {
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Stack { api_url, http: idlcm::connector::http_client(), aws, table, queue_url, dlq_url, api_calls }
+        let worker_calls = aws_calls::Counter::default();
+        Stack {
+            api_url,
+            http: idlcm::connector::http_client(),
+            aws,
+            table,
+            queue_url,
+            dlq_url,
+            api_calls,
+            worker_calls,
+        }
     }
 
     pub fn store(&self) -> Store {
@@ -230,15 +242,22 @@ impl Stack {
 
     /// The worker as the Lambda runs it, on this stack's queue.
     pub fn worker(&self) -> Worker {
+        let counted = self.worker_calls.clone();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&self.aws).interceptor(counted.clone()).build(),
+        );
+        let sqs =
+            aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&self.aws).interceptor(counted).build());
         Worker {
-            store: self.store(),
-            sqs: self.sqs(),
+            store: Store::new(dynamodb, self.table.clone()),
+            sqs,
             queue_url: self.queue_url.clone(),
             http: idlcm::connector::OutboundClients::new(true),
             secrets: idlcm::secrets::Secrets::new(&self.aws),
             max_receives: 5,
             public_url: Some(self.api_url.clone()),
             job_deadline: std::time::Duration::from_secs(idlcm::config::DEFAULT_JOB_DEADLINE_SECONDS),
+            per_integration: idlcm::worker::PER_INTEGRATION,
         }
     }
 

@@ -62,6 +62,7 @@ async fn main() -> Result<(), Error> {
         max_receives: config.max_receives,
         public_url: config.public_url.clone(),
         job_deadline: config.job_deadline,
+        per_integration: config.per_integration,
     };
     let worker = &worker;
     run(service_fn(move |event| handle(worker, event))).await

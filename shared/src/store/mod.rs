@@ -5,6 +5,7 @@ pub mod audit;
 pub mod deliveries;
 pub mod fanout;
 pub mod integrations;
+pub mod job_context;
 pub mod keys;
 pub mod members;
 pub mod owners;

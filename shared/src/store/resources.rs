@@ -110,7 +110,7 @@ fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
 }
 
 impl Stored {
-    fn from_item(item: Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: Item) -> Result<Self, StoreError> {
         let row: ResourceRow = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?;
         let doc = match serde_json::from_str(&row.doc) {
             Ok(Value::Object(m)) => m,
