@@ -2,7 +2,7 @@
 # `make package` (and the last stage of `make test`): `sam build` as a deployment runs it,
 # offline: every function is built by cargo-lambda (release, arm64, zig as the linker) into
 # .aws-sam/build/<Function>/bootstrap. Then checks that each artifact is an aarch64 Linux
-# executable and prints its size (README "Deploy to AWS" lists them).
+# executable and prints its size (docs/deploy.md lists them).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

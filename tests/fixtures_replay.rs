@@ -52,7 +52,7 @@ const PATCH_204: &str = "this unmerged proposal branch of Okta's suite requires 
 
 /// Request changes the replay makes because idlcm deliberately differs: `(file, JSON pointer
 /// into the body, reason)`. The value at the pointer is replaced by a fresh unique one; every
-/// check of the step still runs. Listed in README.md.
+/// check of the step still runs. Listed in docs/testing.md "IdP fixture replay".
 const ADJUSTMENTS: &[(&str, &str, &str)] = &[
     ("entra/refcode/44-post-emp1-with-string-true.json", "/externalId", EXTERNAL_ID_REUSED),
     ("entra/refcode/46-post-emp2.json", "/externalId", EXTERNAL_ID_REUSED),

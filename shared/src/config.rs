@@ -4,7 +4,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("environment variable {0} is not set; see README.md \"Configuration\"")]
+    #[error("environment variable {0} is not set; see docs/deploy.md \"Configuration\"")]
     Missing(&'static str),
     #[error("environment variable {0} is invalid: {1}")]
     Invalid(&'static str, &'static str),
