@@ -18,6 +18,14 @@ set -a
 # shellcheck disable=SC1091 # written just above
 . "$STATE_DIR/resources.env"
 set +a
+# Init time of each function against two reference functions built in the same run (release
+# builds for this machine; hello-world lambda_http and a minimal function building the DynamoDB
+# and SQS clients), and the binaries' sizes: the BENCH init lines. First, while nothing else runs.
+cargo build --release -p scim-api -p worker -p sweeper -p idlcm-reference-functions --bins
+cargo build --workspace --bin init_time
+R="$ROOT/target/release"
+target/debug/init_time 30 ref-sdk ref-hello="$R/ref-hello" ref-sdk="$R/ref-sdk" \
+  scim-api="$R/scim-api" worker="$R/worker" sweeper="$R/sweeper"
 cargo bench --workspace --bench activity_list "$@"
 # Role-group fan-out: the rename's SCIM answer time at 10, 1,000 and 10,000 members, and the
 # time until every member is applied (the BENCH lines).

@@ -124,7 +124,9 @@ where
 {
     let roles = RoleGroups::load(ctx).await?;
     for _ in 0..WRITE_ATTEMPTS {
-        let old = load(ctx, id).await?;
+        // The user and its desired assignment in one read (`store::job_context`).
+        let (old, row) = ctx.store.user_and_assign(ctx.integration_id, id).await?;
+        let old = old.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
@@ -132,7 +134,6 @@ where
         if doc == old.doc {
             return Ok(old);
         }
-        let row = ctx.store.get_assign(ctx.integration_id, id).await?;
         let groups = roles.names_of(ctx, &[id.to_string()], None).await?.remove(id).unwrap_or_default();
         let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
         let mut provision = Provision::new(ctx);
@@ -185,12 +186,12 @@ pub async fn patch(
 
 pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<Reply> {
     for _ in 0..WRITE_ATTEMPTS {
-        let old = load(ctx, id).await?;
+        let (old, row) = ctx.store.user_and_assign(ctx.integration_id, id).await?;
+        let old = old.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
         // DELETE deprovisions: the desired assignment becomes none; the job keeps the last resource.
-        let row = ctx.store.get_assign(ctx.integration_id, id).await?;
         let mut plan = UserPlan::new(id, Some(&old.doc), row.as_ref(), None);
         plan.snapshot = Some(render::resource(ctx.base_url, KIND, &old, None));
         let mut provision = Provision::new(ctx);

@@ -1,6 +1,8 @@
-//! What the worker reads before it runs a job, in one BatchGetItem (strongly consistent): the
-//! integration's configuration, the user's desired assignment, what was last applied to the
-//! app, and the stored user. Four GetItems before; the read units are the same.
+//! Rows read together in one BatchGetItem (strongly consistent) instead of one GetItem each;
+//! the read units are the same, the calls fewer:
+//! - what the worker reads before it runs a job: the integration's configuration, the user's
+//!   desired assignment, what was last applied to the app, and the stored user;
+//! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment.
 
 use super::integrations::IntegrationRecord;
 use super::provisioning::{AppliedRow, AssignRow, from_item};
@@ -45,5 +47,28 @@ impl Store {
             }
         }
         Ok(context)
+    }
+
+    /// A user and its desired assignment (either may be missing).
+    pub async fn user_and_assign(
+        &self,
+        iid: &str,
+        user_id: &str,
+    ) -> Result<(Option<Stored>, Option<AssignRow>), StoreError> {
+        if !keys::is_resource_id(user_id) {
+            return Ok((None, None));
+        }
+        let pk = keys::integration_pk(iid);
+        let (user_sk, assign_sk) = (Kind::User.sk(user_id), keys::assign_sk(user_id));
+        let (mut user, mut assign) = (None, None);
+        for item in self.batch_get(vec![key(pk.clone(), user_sk.clone()), key(pk, assign_sk.clone())]).await? {
+            let sk = get_s(&item, keys::SK).unwrap_or_default().to_string();
+            if sk == user_sk {
+                user = Some(Stored::from_item(item)?);
+            } else if sk == assign_sk {
+                assign = Some(from_item(item)?);
+            }
+        }
+        Ok((user, assign))
     }
 }
