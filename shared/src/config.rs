@@ -102,6 +102,9 @@ pub const SWEEPER_ENV: &[&str] = &[
 /// only waiting for its next retry is never taken for lost.
 pub const DEFAULT_JOB_DEADLINE_SECONDS: u64 = 900;
 
+/// Default of `IDLCM_WORKER_PER_INTEGRATION` (`crate::worker::PER_INTEGRATION`).
+pub const DEFAULT_WORKER_PER_INTEGRATION: usize = 4;
+
 /// Default of `IDLCM_HISTORY_DAYS`.
 pub const DEFAULT_HISTORY_DAYS: u32 = 90;
 
@@ -173,7 +176,7 @@ pub struct WorkerConfig {
     /// See [`allow_loopback_connectors`].
     pub allow_loopback_connectors: bool,
     /// `IDLCM_WORKER_PER_INTEGRATION`: how many users of one integration a batch runs at once
-    /// (default [`crate::worker::PER_INTEGRATION`]; 1 runs a batch one job after the other).
+    /// (default [`DEFAULT_WORKER_PER_INTEGRATION`]; 1 runs a batch one job after the other).
     pub per_integration: usize,
 }
 
@@ -198,7 +201,7 @@ impl WorkerConfig {
             }),
             allow_loopback_connectors: allow_loopback_connectors()?,
             per_integration: match var("IDLCM_WORKER_PER_INTEGRATION") {
-                None => crate::worker::PER_INTEGRATION,
+                None => DEFAULT_WORKER_PER_INTEGRATION,
                 Some(v) => v.parse().ok().filter(|n| (1..=10).contains(n)).ok_or(ConfigError::Invalid(
                     "IDLCM_WORKER_PER_INTEGRATION",
                     "expected a number from 1 to 10 (a batch holds at most 10 messages)",

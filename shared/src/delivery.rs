@@ -58,7 +58,7 @@ pub async fn end(
                 let app_id = if sent.is_none() { None } else { app_id };
                 store.settle_applied(iid, &job.user_id, &job.id, sent.as_ref(), seq, app_id).await?;
             }
-            metrics::job_applied(action, job);
+            metrics::job_applied(action, &job.created_at, job.retries);
         }
         Ending::Failed { .. } => {
             if pending.is_some() {

@@ -94,11 +94,12 @@ pub fn job(action: &str, outcome: &str) {
     emit(&[("Action", action), ("Outcome", outcome)], &[("Jobs", Unit::Count, 1.0)]);
 }
 
-/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (`created_at`), unless
-/// an admin retried it (then the time says when the admin acted, not how fast idlcm is).
-pub fn job_applied(action: &str, row: &crate::store::provisioning::JobRow) {
-    job(action, crate::store::provisioning::status::SUCCEEDED);
-    if let Some(ms) = ms_since(&row.created_at).filter(|_| row.retries == 0) {
+/// A job applied: `Jobs{succeeded}` and the latency from the SCIM commit (the job's
+/// `created_at`), unless an admin retried it (`retries` > 0: then the time says when the admin
+/// acted, not how fast idlcm is).
+pub fn job_applied(action: &str, created_at: &str, retries: u32) {
+    job(action, "succeeded");
+    if let Some(ms) = ms_since(created_at).filter(|_| retries == 0) {
         emit(&[("Action", action)], &[("EndToEndLatency", Unit::Milliseconds, ms)]);
     }
 }

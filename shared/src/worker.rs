@@ -61,7 +61,7 @@ pub struct Worker {
 /// How many users (FIFO groups) of one integration a worker batch runs at once: one
 /// integration's push cannot take all of an invocation, and an app sees at most this many
 /// calls at a time from one invocation (docs/architecture.md "Flow", Concurrency).
-pub const PER_INTEGRATION: usize = 4;
+pub const PER_INTEGRATION: usize = crate::config::DEFAULT_WORKER_PER_INTEGRATION;
 
 /// A batch's messages by FIFO group, groups in order of their first message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,7 +425,7 @@ impl Worker {
                 }
                 self.store.settle_applied(iid, &job.user_id, &job.id, desired.as_ref(), desired_seq, id).await?;
                 tracing::info!(action = action.as_str(), latency_ms = ms, "job succeeded");
-                metrics::job_applied(action.as_str(), &job);
+                metrics::job_applied(action.as_str(), &job.created_at, job.retries);
                 Ok(Disposition::Ack)
             }
             Ok(Outcome::Accepted { detail }) => {
@@ -503,7 +503,7 @@ impl Worker {
 
     /// The connector for a configuration (`connector::for_integration`).
     async fn connector(&self, config: &IntegrationConfig) -> Result<Box<dyn Connector>, ConnectorError> {
-        connector::for_integration(config, &self.http, &self.secrets).await
+        connector::for_integration(&config.connector, config.allow_private_network, &self.http, &self.secrets).await
     }
 
     /// The SCIM user to send: the stored one (read with the job's context), or for a deleted

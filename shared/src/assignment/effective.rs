@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::rules::{RolesConfig, Rules};
 use super::{Assignment, roles};
-use crate::integration::{IntegrationConfig, RolesConfig};
 use crate::scim::filter::{self, PatchPath};
 use crate::scim::schema::USER_TYPE;
 
@@ -126,20 +126,21 @@ fn explicit_roles(doc: &Map<String, Value>, cfg: &RolesConfig) -> Vec<String> {
 
 /// The effective assignment. `group_names` are the displayNames of the groups the user is a
 /// member of (only role-mapped ones matter).
-pub fn effective(doc: &Map<String, Value>, group_names: &[String], cfg: &IntegrationConfig) -> Assignment {
+pub fn effective<'a>(doc: &Map<String, Value>, group_names: &[String], rules: impl Into<Rules<'a>>) -> Assignment {
+    let cfg = rules.into();
     let active = !matches!(doc.get("active"), Some(Value::Bool(false)));
     let groups: Vec<(&str, &str)> =
         group_names.iter().filter_map(|g| cfg.roles.group_role(g).map(|m| (m.role.as_str(), g.as_str()))).collect();
     let decided = roles::decide(
         &cfg.roles.catalog(),
         cfg.roles.mode,
-        &explicit_roles(doc, &cfg.roles),
+        &explicit_roles(doc, cfg.roles),
         &groups,
         cfg.roles.default.as_deref(),
     );
     let attributes: BTreeMap<String, Value> =
         cfg.attributes.iter().filter_map(|m| extract(doc, m.path()).map(|v| (m.name().to_string(), v))).collect();
-    let (entitlements, ignored) = entitlements(doc, &cfg.roles, decided.ignored);
+    let (entitlements, ignored) = entitlements(doc, cfg.roles, decided.ignored);
     Assignment { active, role: decided.role, roles: decided.roles, attributes, entitlements, ignored_roles: ignored }
 }
 
@@ -174,6 +175,7 @@ fn entitlements(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integration::IntegrationConfig;
     use serde_json::json;
 
     fn cfg(attribute: Option<&str>, default: Option<&str>) -> IntegrationConfig {

@@ -5,6 +5,7 @@ pub mod diff;
 pub mod drift;
 pub mod effective;
 pub mod roles;
+pub mod rules;
 
 use std::collections::BTreeMap;
 

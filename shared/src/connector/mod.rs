@@ -163,12 +163,13 @@ pub fn build(config: &ConnectorConfig, http: Outbound) -> Result<Box<dyn Connect
 /// first (a secret that cannot be read now is retryable, like an app that is down). A
 /// configuration it cannot build is a permanent error naming the connector configuration.
 pub async fn for_integration(
-    config: &crate::integration::IntegrationConfig,
+    config: &ConnectorConfig,
+    allow_private_network: bool,
     outbound: &OutboundClients,
     secrets: &Secrets,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
-    let http = outbound.for_integration(config.allow_private_network);
-    let connector = resolve_secret_ref(&config.connector, secrets).await?;
+    let http = outbound.for_integration(allow_private_network);
+    let connector = resolve_secret_ref(config, secrets).await?;
     build(&connector, http).map_err(|e| match e {
         ConnectorError::Permanent { message, status } => {
             ConnectorError::Permanent { message: format!("connector configuration: {message}"), status }

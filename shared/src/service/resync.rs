@@ -210,7 +210,14 @@ async fn read(
     mut state: ResyncState,
 ) -> ScimResult<Option<ResyncState>> {
     let iid = task.integration_id.as_str();
-    let connector = match crate::connector::for_integration(config, app.outbound, app.secrets).await {
+    let connector = match crate::connector::for_integration(
+        &config.connector,
+        config.allow_private_network,
+        app.outbound,
+        app.secrets,
+    )
+    .await
+    {
         Ok(c) => c,
         Err(ConnectorError::Retryable { message, .. }) => return Err(ScimError::unavailable(message)),
         Err(ConnectorError::Permanent { message, .. }) => {

@@ -539,7 +539,7 @@ impl Store {
         detail: Option<&str>,
         applied_action: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = crate::service::now();
+        let now = crate::time::now();
         self.job_record(job, &JobOutcome { status: status_, error, detail, applied_action }, &now).await?;
         self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await.map(|_| ())
     }
@@ -552,7 +552,7 @@ impl Store {
         outcome: &JobOutcome<'_>,
         guard: JobGuard<'_>,
     ) -> Result<Finished, StoreError> {
-        let now = crate::service::now();
+        let now = crate::time::now();
         if !self.job_record_if(job, outcome, &now, Some(guard)).await? {
             return Ok(Finished::Already);
         }
@@ -576,7 +576,7 @@ impl Store {
             applied: assignment_json(state),
             seq,
             app_id,
-            updated_at: crate::service::now(),
+            updated_at: crate::time::now(),
             pending_job: None,
             pending_sent: None,
             pending_seq: None,
