@@ -88,11 +88,22 @@ impl NotifyMessage {
     }
 }
 
+/// A page of a deleted integration's purge (`store::purge`): `purge` is the integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeMessage {
+    pub purge: String,
+    pub page: u32,
+    /// Set by the sweeper's re-send, so SQS does not drop it as a duplicate of a lost message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<String>,
+}
+
 /// Any message on the job queue (untagged: the first shape that fits; a notification has
 /// the job message's fields too, so it is tried before it).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Message {
+    Purge(PurgeMessage),
     Fanout(FanoutMessage),
     Notify(NotifyMessage),
     Job(JobMessage),
@@ -177,6 +188,31 @@ impl Queue {
                 crate::metrics::emit(&[], &[("NotificationsFailed", crate::metrics::Unit::Count, 1.0)]);
             }
         }
+    }
+
+    /// Sends one purge page (its own FIFO group: pages run one after the other). `false` if
+    /// SQS refused it: the sweeper resumes stalled purges from their markers.
+    pub async fn send_purge(&self, m: &PurgeMessage) -> bool {
+        let Ok(body) = serde_json::to_string(m) else { return false };
+        let dedup = match &m.resend {
+            None => format!("purge.{}.{}", m.purge, m.page),
+            Some(r) => format!("purge.{}.{}.{r}", m.purge, m.page),
+        };
+        let result = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(format!("{}:purge", m.purge))
+            .message_deduplication_id(
+                dedup.chars().filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c)).collect::<String>(),
+            )
+            .send()
+            .await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "purge message not sent; the sweeper will resume it");
+        }
+        result.is_ok()
     }
 
     /// One SendMessageBatch; returns the messages that failed.

@@ -27,6 +27,7 @@ pub struct Swept {
     pub overdue_failed: usize,
     pub dead_lettered: usize,
     pub resyncs_started: usize,
+    pub purges_resumed: usize,
 }
 
 /// Everything a run does (the Lambda's handler).
@@ -44,6 +45,7 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
     let resent = part("resend", sweep(store, queue, grace).await);
     let fanouts_resumed = part("fanouts", resume_fanouts(store, queue, grace).await);
     let overdue_failed = part("overdue", fail_overdue(store, queue).await);
+    let purges_resumed = part("purges", resume_purges(store, queue, grace).await);
     let dead_lettered = match dlq {
         Some(dlq) => part("dead-letters", record_dead_letters(store, queue, dlq).await),
         None => 0,
@@ -55,7 +57,7 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
     });
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered, resyncs_started }),
+        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered, resyncs_started, purges_resumed }),
     }
 }
 
@@ -79,6 +81,29 @@ pub async fn resume_fanouts(store: &Store, queue: &Queue, grace: Duration) -> Re
     }
     if resumed > 0 {
         tracing::warn!(resumed, "sweeper resumed stalled fan-outs");
+    }
+    Ok(resumed)
+}
+
+/// Resumes each purge of a deleted integration that has not finished within a grace period
+/// (its message was lost, or the next page's send failed): a page starts over from whatever
+/// rows are left, so resuming twice is harmless.
+pub async fn resume_purges(store: &Store, queue: &Queue, grace: Duration) -> Result<usize, StoreError> {
+    let cutoff = (chrono::Utc::now() - grace).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut resumed = 0;
+    for purge in store.stalled_purges(&cutoff, 100).await? {
+        let msg = crate::queue::PurgeMessage {
+            purge: purge.integration_id.clone(),
+            page: 0,
+            resend: Some(chrono::Utc::now().timestamp_millis().to_string()),
+        };
+        if queue.send_purge(&msg).await {
+            store.purge_touch(&purge, &crate::time::now()).await?;
+            resumed += 1;
+        }
+    }
+    if resumed > 0 {
+        tracing::warn!(resumed, "sweeper resumed stalled purges");
     }
     Ok(resumed)
 }

@@ -63,6 +63,9 @@ pub struct Worker {
 /// calls at a time from one invocation (docs/architecture.md "Flow", Concurrency).
 pub const PER_INTEGRATION: usize = crate::config::DEFAULT_WORKER_PER_INTEGRATION;
 
+/// Rows a purge page deletes (a Query page, then BatchWriteItem calls of 25).
+pub const PURGE_PAGE: i32 = 200;
+
 /// A batch's messages by FIFO group, groups in order of their first message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchGroup {
@@ -82,6 +85,7 @@ pub fn batch_groups(batch: &[Delivery]) -> Vec<BatchGroup> {
             Ok(Message::Job(m)) => (m.integration_id.clone(), m.group_id()),
             Ok(Message::Fanout(m)) => (m.integration_id.clone(), format!("{}:fanout:{}", m.integration_id, m.fanout)),
             Ok(Message::Notify(m)) => (m.integration_id.clone(), format!("{}:notify", m.integration_id)),
+            Ok(Message::Purge(m)) => (m.purge.clone(), format!("{}:purge", m.purge)),
             Err(_) => (String::new(), format!("unreadable:{}", d.message_id)),
         };
         match groups.iter_mut().find(|g| g.group == group) {
@@ -195,6 +199,7 @@ impl Worker {
             Ok(Message::Job(msg)) => msg,
             Ok(Message::Fanout(page)) => return self.fanout(&page, d.receive_count).await,
             Ok(Message::Notify(m)) => return self.notify(&m, d.receive_count).await,
+            Ok(Message::Purge(m)) => return self.purge(&m, d.receive_count).await,
             Err(_) => {
                 tracing::error!(message_id = %d.message_id, "malformed job message; dropped");
                 return Disposition::Ack;
@@ -262,6 +267,36 @@ impl Worker {
         let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
         crate::notify::queue_for(&self.store, &queue, job, status_, finished).await;
         Ok(true)
+    }
+
+    /// One page of a deleted integration's purge (`store::purge`), then the next page's
+    /// message, or the marker's removal when nothing is left. Any failure runs the page again.
+    async fn purge(&self, m: &crate::queue::PurgeMessage, receive_count: u32) -> Disposition {
+        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        let result = async {
+            let (deleted, more) = self.store.purge_page(&m.purge, PURGE_PAGE).await?;
+            if more || deleted > 0 {
+                let next = crate::queue::PurgeMessage { purge: m.purge.clone(), page: m.page + 1, resend: None };
+                if !queue.send_purge(&next).await {
+                    return Err(StoreError::Malformed("the next purge page could not be queued".into()));
+                }
+            } else {
+                self.store.purge_done(&m.purge).await?;
+                tracing::info!(integration_id = %m.purge, pages = m.page, "deleted integration purged");
+            }
+            Ok::<_, StoreError>(deleted)
+        }
+        .await;
+        match result {
+            Ok(deleted) => {
+                tracing::info!(integration_id = %m.purge, page = m.page, deleted, "purge page done");
+                Disposition::Ack
+            }
+            Err(e) => {
+                tracing::warn!(integration_id = %m.purge, page = m.page, error = %e, "purge page failed; will run again");
+                Disposition::Retry { delay: backoff(receive_count) }
+            }
+        }
     }
 
     /// Sends one failure notification (`crate::notify`). Storage errors and a receiver's

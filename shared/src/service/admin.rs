@@ -196,15 +196,45 @@ pub struct UpdateOptions {
     pub dry_run: bool,
 }
 
-/// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once.
-pub async fn delete_integration(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply> {
+/// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once, and
+/// every row it had is removed in pages from the queue (`store::purge`; the app is left as it
+/// is). The configuration row, the purge marker and the audit entry go in one transaction;
+/// the entry is kept outside the integration's rows so that it outlives them.
+pub async fn delete_integration(
+    store: &Store,
+    queue: &Queue,
+    actor: &Actor,
+    id: &str,
+    deprovision: bool,
+) -> ScimResult<Reply> {
     actor.require_admin()?;
+    if deprovision {
+        // Refused before anything changes: the users stay in the app and the integration stays.
+        return Err(ScimError::new(
+            501,
+            None,
+            "deprovision=true (deprovision every managed user, then purge) is not built yet; delete without it to purge and leave the app as it is",
+        ));
+    }
     let current = load(store, id).await?;
-    store.delete_integration(id).await?;
-    tracing::info!(integration_id = %id, "integration deleted");
     let changes = audit::changes(&redacted(&current.config_json()), &Value::Null);
-    audit::record(store, actor, "integration.delete", Some(id), changes).await;
-    Ok(Reply::no_content())
+    let mut entry = audit::entry(store, actor, "integration.delete", Some(id), changes);
+    entry.pk = crate::store::keys::AUDIT_PK.to_string();
+    if !store.delete_integration_and_purge(id, &now(), vec![store.audit_put(&entry)?]).await? {
+        return Err(ScimError::not_found("no such integration"));
+    }
+    // A lost message is resumed by the sweeper from the purge marker.
+    let sent = queue.send_purge(&crate::queue::PurgeMessage { purge: id.to_string(), page: 1, resend: None }).await;
+    tracing::info!(integration_id = %id, purge_queued = sent, "integration deleted; its rows are being purged");
+    Ok(Reply::json(
+        202,
+        json!({
+            "request_id": null,
+            "purge": "in_progress",
+            "deprovisioned": false,
+            "detail": "the integration's tokens stopped; every row of it is being removed; its users were left in the app as they are",
+        }),
+    ))
 }
 
 /// `POST /admin/integrations/{id}/tokens`: one more SCIM token (shown once). The old ones

@@ -148,17 +148,6 @@ impl Store {
 
     /// Deletes the integration's configuration: its SCIM endpoint and tokens stop working.
     /// Its other rows stay for the record.
-    pub async fn delete_integration(&self, id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("DeleteItem", e))?;
-        Ok(())
-    }
-
     pub async fn get_integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
         let Some(item) = self.get(keys::integration_pk(id), keys::CONFIG_SK.to_string()).await? else {
             return Ok(None);

@@ -93,6 +93,16 @@ pub const OWNERS_GSI_PK: &str = "OWNERS";
 /// them in the `AUDIT` partition of `gsi1`.
 pub const AUDIT_PK: &str = "AUDIT";
 
+/// The marker of a deleted integration whose rows are still being removed (`store::purge`):
+/// outside the integration's partition, so it outlives the purge it tracks.
+pub fn purge_pk(integration_id: &str) -> String {
+    format!("PURGE#{integration_id}")
+}
+pub const PURGE_SK: &str = "PURGE";
+/// `gsi1` partition of the purge markers, by time then integration: the sweeper resumes those
+/// that stalled.
+pub const PURGE_GSI_PK: &str = "PURGE";
+
 pub fn audit_sk(id: &str) -> String {
     format!("AUDIT#{id}")
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod members;
 pub mod owners;
 pub mod provisioning;
+pub mod purge;
 pub mod resources;
 pub mod resync;
 

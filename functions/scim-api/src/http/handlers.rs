@@ -186,8 +186,10 @@ pub async fn admin_delete_integration(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
+    q: QueryParams,
 ) -> ApiResult {
-    Ok(ApiReply(admin::delete_integration(&state.store, &actor, &id).await?))
+    let deprovision = flag(q.get("deprovision"))?;
+    Ok(ApiReply(admin::delete_integration(&state.store, &state.queue, &actor, &id, deprovision).await?))
 }
 
 pub async fn admin_issue_token(
