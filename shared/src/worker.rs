@@ -276,7 +276,10 @@ impl Worker {
         let result = async {
             let (deleted, more) = self.store.purge_page(&m.purge, PURGE_PAGE).await?;
             if more || deleted > 0 {
-                let next = crate::queue::PurgeMessage { purge: m.purge.clone(), page: m.page + 1, resend: None };
+                // A resumed chain keeps its resend tag: its pages' deduplication ids never meet
+                // those of the chain it replaces (SQS drops a repeated id for 5 minutes).
+                let next =
+                    crate::queue::PurgeMessage { purge: m.purge.clone(), page: m.page + 1, resend: m.resend.clone() };
                 if !queue.send_purge(&next).await {
                     return Err(StoreError::Malformed("the next purge page could not be queued".into()));
                 }
