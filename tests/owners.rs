@@ -100,6 +100,13 @@ async fn an_owner_reaches_its_integrations_only_and_every_action_is_audited() {
     }
     let (s, _) = call(&stack, &token, "GET", &format!("/audit?integration={}", other.id), None).await;
     assert_eq!(s, 404);
+    // A cursor taken from another integration's listing does not open it through one's own.
+    call(&stack, ADMIN_TOKEN, "POST", &theirs("/tokens"), None).await;
+    let (_, page) = call(&stack, ADMIN_TOKEN, "GET", &format!("/audit?integration={}&limit=1", other.id), None).await;
+    let foreign = page["next_cursor"].as_str().expect("the other integration has more than one entry").to_string();
+    let (s, refused) =
+        call(&stack, &token, "GET", &format!("/audit?integration={}&cursor={foreign}", mine.id), None).await;
+    assert_eq!((s, refused["scimType"].as_str()), (400, Some("invalidValue")), "{refused}");
 
     // Admin-only routes: 403.
     for (method, path, body) in [
