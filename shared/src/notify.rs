@@ -115,6 +115,8 @@ pub fn payload(
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
+    /// The integration has no `notify` (any more): nothing to send.
+    Off,
     Delivered(u16),
     /// 408, 429, 5xx, a timeout or a connection failure: worth another try.
     Retry(String),

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::delivery::{self, Ending};
-use crate::queue::{FanoutMessage, JobMessage, Queue};
+use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
 use crate::store::provisioning::{JobGuard, queued_gsi_sk};
 use crate::store::{Store, StoreError};
 
@@ -200,14 +200,16 @@ pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> R
             break;
         }
         for m in &messages {
-            if m.body().is_some_and(|b| b.contains("\"fanout\"")) {
-                // A fan-out page that kept failing: its task row stays, the next runs resume it.
-                tracing::error!("a fan-out page was dead-lettered; the sweeper resumes its task");
-            }
-            // A failure notification is never dead-lettered on purpose (the worker gives it up
-            // before); should one arrive, it is not a job: drop it.
-            let notice = m.body().is_some_and(|b| b.contains("\"notify\""));
-            let parsed = m.body().filter(|_| !notice).and_then(|b| serde_json::from_str::<JobMessage>(b).ok());
+            let parsed = match m.body().map(serde_json::from_str::<Message>) {
+                Some(Ok(Message::Job(msg))) => Some(msg),
+                Some(Ok(Message::Fanout(_))) => {
+                    // A fan-out page that kept failing: its task row stays, the next runs resume it.
+                    tracing::error!("a fan-out page was dead-lettered; the sweeper resumes its task");
+                    None
+                }
+                // A purge resumes from its marker; a notification is given up before the DLQ.
+                _ => None,
+            };
             if let Some(msg) = parsed
                 && let Some(job) = store.get_job(&msg.integration_id, &msg.job_id).await?
             {

@@ -315,7 +315,7 @@ impl Worker {
                 return Ok(crate::notify::Sent::GiveUp("the integration's configuration is invalid".into()));
             };
             let Some(target) = config.notify.as_ref() else {
-                return Ok(crate::notify::Sent::Delivered(0)); // notifications are off
+                return Ok(crate::notify::Sent::Off);
             };
             let job = match &m.job_id {
                 Some(id) => self.store.get_job(&m.integration_id, id).await?,
@@ -338,7 +338,7 @@ impl Worker {
             Disposition::Ack
         };
         match outcome {
-            Ok(crate::notify::Sent::Delivered(0)) => Disposition::Ack,
+            Ok(crate::notify::Sent::Off) => Disposition::Ack,
             Ok(crate::notify::Sent::Delivered(code)) => {
                 tracing::info!(status = code, "failure notification delivered");
                 metrics::emit(&[], &[("NotificationsSent", metrics::Unit::Count, 1.0)]);

@@ -5,15 +5,10 @@
 // (the app restored). Writes screenshots: <screenshot> and resync.png beside it.
 // Usage: node activity.mjs <state dir holding local.json> <screenshot path>
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { check, finish, launch, openConsole } from "./harness.mjs";
 
 const [stateDir, screenshot] = process.argv.slice(2);
 const local = JSON.parse(readFileSync(`${stateDir}/local.json`, "utf8"));
-const results = [];
-const check = async (name, fn) => {
-  try { await fn(); results.push([name, true]); console.log(`ok    ${name}`); }
-  catch (e) { results.push([name, false]); console.log(`FAIL  ${name}: ${e.message}`); throw e; }
-};
 
 async function scim(method, path, body) {
   const resp = await fetch(local.demo.scim_base_url + path, {
@@ -29,11 +24,7 @@ const user = (name) => ({
   name: { givenName: "Browser", familyName: "Test" }, emails: [{ value: name, primary: true }],
 });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -41,14 +32,7 @@ try {
   await scim("POST", "/Users", user(`browser-${stamp}@example.com`));
 
   await check("asks for the admin token once, by label", async () => {
-    let resp = await page.goto(`${local.api_url}/activity`);
-    if (resp && resp.status() === 500) {
-      // cargo lambda's emulator sometimes loses a function's answer and sends its own 500
-      // (docs/local-stack.md "Known emulator fault"): load the page once more.
-      console.log("note: the emulator answered 500 for the page; loading it again");
-      resp = await page.goto(`${local.api_url}/activity`);
-    }
-    if (!resp || !resp.ok()) throw new Error(`the Activity page answered ${resp && resp.status()}`);
+    await openConsole(page, local.api_url);
     await page.getByLabel("Admin token").fill(local.admin_token);
     await page.getByRole("button", { name: "Open" }).click();
     await page.getByLabel("Integration", { exact: true }).waitFor();
@@ -126,6 +110,4 @@ try {
 } finally {
   await browser.close();
 }
-const passed = results.filter(([, ok]) => ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exit(failed ? 1 : 0);
+finish(failed);

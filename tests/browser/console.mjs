@@ -5,25 +5,16 @@
 // runs "Test connection", and finds the change in the audit trail. Writes a screenshot of each screen: console-*.png in <dir>.
 // Usage: node console.mjs <state dir holding local.json> <screenshot dir>
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { check, finish, launch, openConsole } from "./harness.mjs";
 
 const [stateDir, shots] = process.argv.slice(2);
 const local = JSON.parse(readFileSync(`${stateDir}/local.json`, "utf8"));
 const demo = JSON.parse(readFileSync(new URL("../../infra/demo-integration.json", import.meta.url), "utf8"));
-const results = [];
-const check = async (name, fn) => {
-  try { await fn(); results.push([name, true]); console.log(`ok    ${name}`); }
-  catch (e) { results.push([name, false]); console.log(`FAIL  ${name}: ${e.message}`); throw e; }
-};
 const stamp = Date.now();
 const appName = `Console app ${stamp}`;
 const ownerName = `App team ${stamp}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
@@ -31,12 +22,7 @@ try {
   const page = await context.newPage();
   const shot = async (name) => { const path = `${shots}/console-${name}.png`; await page.screenshot({ path, fullPage: true }); console.log(`screenshot: ${path}`); };
   const signIn = async (token, who) => {
-    let resp = await page.goto(`${local.api_url}/activity`);
-    if (resp && resp.status() === 500) {
-      // cargo lambda's emulator sometimes loses an answer (docs/local-stack.md): once more.
-      resp = await page.goto(`${local.api_url}/activity`);
-    }
-    if (!resp || !resp.ok()) throw new Error(`the console answered ${resp && resp.status()}`);
+    await openConsole(page, local.api_url);
     await page.getByLabel("Admin token or owner token").fill(token);
     await page.getByRole("button", { name: "Open" }).click();
     await page.locator("#who", { hasText: who }).waitFor({ timeout: 30000 });
@@ -153,6 +139,4 @@ try {
 } finally {
   await browser.close();
 }
-const passed = results.filter(([, ok]) => ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exit(failed ? 1 : 0);
+finish(failed);

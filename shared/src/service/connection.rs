@@ -37,14 +37,11 @@ pub async fn test(
         };
         answer(Some(false), call, detail)
     };
-    let built = match connector::resolve_secret_ref(&config.connector, secrets).await {
-        Ok(resolved) => connector::build(&resolved, outbound.for_integration(config.allow_private_network)),
-        Err(e) => return Ok(failed("secret", e)),
-    };
-    let built = match built {
-        Ok(c) => c,
-        Err(e) => return Ok(failed("configuration", e)),
-    };
+    let built =
+        match connector::for_integration(&config.connector, config.allow_private_network, outbound, secrets).await {
+            Ok(c) => c,
+            Err(e) => return Ok(failed("connector", e)),
+        };
     match built.list_accounts(None).await {
         Ok(Some(page)) => {
             let more = if page.next.is_some() { " (more pages follow)" } else { "" };

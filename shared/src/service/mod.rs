@@ -141,6 +141,4 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Largest stored resource, in bytes of its JSON (docs/contract.md "Limits").
 pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 
-pub fn now() -> String {
-    crate::time::now()
-}
+pub use crate::time::now;
