@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["connector"],
     &["integration"],
     &["store", "queue"],
-    &["delivery", "notify"],
+    &["delivery", "notify", "offboard"],
     &["service"],
     &["worker", "sweeper", "fuzzing"],
 ];

@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod integration;
 pub mod metrics;
 pub mod notify;
+pub mod offboard;
 pub mod queue;
 pub mod scim;
 pub mod secrets;

@@ -29,7 +29,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The notifications a finished job calls for: the job's own when it failed, and its request's
 /// when the job was the last and the request ended with failures. Pure.
 pub fn messages(job: &JobRow, job_status: &str, finished: Finished) -> Vec<NotifyMessage> {
-    let Finished::Now { request } = finished else { return Vec::new() };
+    let Finished::Now { request, .. } = finished else { return Vec::new() };
     let mut out = Vec::new();
     if job_status == status::FAILED {
         out.push(NotifyMessage {
@@ -177,25 +177,30 @@ mod tests {
     #[test]
     fn a_failed_job_and_a_request_ending_with_failures_each_notify_once() {
         let j = job();
-        let only_job = messages(&j, status::FAILED, Finished::Now { request: None });
+        let only_job = messages(&j, status::FAILED, Finished::Now { request: None, offboard: false });
         assert_eq!(only_job.len(), 1);
         assert_eq!(only_job[0].event_id(), "job.failed.j1");
-        let both = messages(&j, status::FAILED, Finished::Now { request: Some(status::PARTIALLY_FAILED) });
+        let both =
+            messages(&j, status::FAILED, Finished::Now { request: Some(status::PARTIALLY_FAILED), offboard: false });
         assert_eq!(
             both.iter().map(|m| m.event_id()).collect::<Vec<_>>(),
             ["job.failed.j1", "request.partially_failed.r1"]
         );
         // The last job succeeding can still close a request that had failures.
-        let closing = messages(&j, status::SUCCEEDED, Finished::Now { request: Some(status::PARTIALLY_FAILED) });
+        let closing =
+            messages(&j, status::SUCCEEDED, Finished::Now { request: Some(status::PARTIALLY_FAILED), offboard: false });
         assert_eq!(closing.len(), 1);
-        assert!(messages(&j, status::SUCCEEDED, Finished::Now { request: Some(status::SUCCEEDED) }).is_empty());
+        assert!(
+            messages(&j, status::SUCCEEDED, Finished::Now { request: Some(status::SUCCEEDED), offboard: false })
+                .is_empty()
+        );
         assert!(messages(&j, status::FAILED, Finished::Already).is_empty(), "finished elsewhere: notified there");
     }
 
     #[test]
     fn the_payload_names_the_job_and_its_error_and_no_attribute_values() {
         let j = job();
-        let m = &messages(&j, status::FAILED, Finished::Now { request: None })[0];
+        let m = &messages(&j, status::FAILED, Finished::Now { request: None, offboard: false })[0];
         let body = payload(m, "Demo", Some(&j), None, "2026-12-04T00:00:00Z");
         assert_eq!(body["event"], "job.failed");
         assert_eq!(body["id"], "job.failed.j1");

@@ -28,6 +28,8 @@ pub struct Swept {
     pub dead_lettered: usize,
     pub resyncs_started: usize,
     pub purges_resumed: usize,
+    /// Offboarded integrations whose purge a crash left unstarted.
+    pub offboards_purged: usize,
 }
 
 /// Everything a run does (the Lambda's handler).
@@ -46,6 +48,7 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
     let fanouts_resumed = part("fanouts", resume_fanouts(store, queue, grace).await);
     let overdue_failed = part("overdue", fail_overdue(store, queue).await);
     let purges_resumed = part("purges", resume_purges(store, queue, grace).await);
+    let offboards_purged = part("offboards", resume_offboards(store, queue).await);
     let dead_lettered = match dlq {
         Some(dlq) => part("dead-letters", record_dead_letters(store, queue, dlq).await),
         None => 0,
@@ -57,7 +60,15 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
     });
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Swept { resent, fanouts_resumed, overdue_failed, dead_lettered, resyncs_started, purges_resumed }),
+        None => Ok(Swept {
+            resent,
+            fanouts_resumed,
+            overdue_failed,
+            dead_lettered,
+            resyncs_started,
+            purges_resumed,
+            offboards_purged,
+        }),
     }
 }
 
@@ -106,6 +117,25 @@ pub async fn resume_purges(store: &Store, queue: &Queue, grace: Duration) -> Res
         tracing::warn!(resumed, "sweeper resumed stalled purges");
     }
     Ok(resumed)
+}
+
+/// Starts the purge of each offboarded integration whose `OFFBOARD` request has succeeded but
+/// which is still there (the process finishing the last job died before starting it).
+pub async fn resume_offboards(store: &Store, queue: &Queue) -> Result<usize, StoreError> {
+    let mut started = 0;
+    for record in store.list_integrations().await? {
+        let Some(off) = &record.offboarding else { continue };
+        let done = store.get_request(&record.id, &off.request_id).await?;
+        if done.is_some_and(|r| r.status == crate::store::provisioning::status::SUCCEEDED)
+            && crate::offboard::request_succeeded(store, queue, &record.id, &off.request_id).await?
+        {
+            started += 1;
+        }
+    }
+    if started > 0 {
+        tracing::warn!(started, "sweeper started the purge of offboarded integrations");
+    }
+    Ok(started)
 }
 
 /// Re-sends stale queued jobs; returns how many were sent.

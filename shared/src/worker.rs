@@ -266,6 +266,10 @@ impl Worker {
         }
         let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
         crate::notify::queue_for(&self.store, &queue, job, status_, finished).await;
+        if let Err(e) = crate::offboard::after_job(&self.store, &queue, job, finished).await {
+            // The job stays finished; the sweeper starts the purge (`resume_offboards`).
+            tracing::warn!(error = %e, "starting an offboarded integration's purge failed; the sweeper will");
+        }
         Ok(true)
     }
 

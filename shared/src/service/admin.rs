@@ -10,6 +10,7 @@ use crate::integration::IntegrationConfig;
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::store::integrations::IntegrationRecord;
+use crate::store::offboard::OffboardMode;
 
 /// Checks an integration configuration (docs/contract.md "Integration configuration"); returns its name and the JSON to store
 /// (as given: keys added by later versions keep their meaning).
@@ -113,11 +114,28 @@ fn integration_json(r: &IntegrationRecord, api_url: &str) -> Value {
         "scim_base_url": format!("{api_url}/scim/v2/{}", r.id),
         "config": redacted(&r.config_json()),
         "tokens": r.token_hashes.iter().map(|h| json!({ "id": token_id(h) })).collect::<Vec<_>>(),
+        "offboarding": r.offboarding,
     })
 }
 
 async fn load(store: &Store, id: &str) -> ScimResult<IntegrationRecord> {
     store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))
+}
+
+/// An integration being offboarded takes no new configuration, token or resync: each could
+/// put back in the app what offboarding takes out.
+pub fn refuse_while_offboarding(r: &IntegrationRecord) -> ScimResult<()> {
+    match &r.offboarding {
+        Some(o) => Err(ScimError::new(
+            409,
+            None,
+            format!(
+                "the integration is being offboarded (Activity request {}); retry its failed jobs, or delete it without deprovision to purge it now",
+                o.request_id
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `GET /admin/integrations`: an owner sees its own only.
@@ -150,6 +168,7 @@ pub async fn update_integration(
 ) -> ScimResult<Reply> {
     actor.require_reach(id)?;
     let current = load(store, id).await?;
+    refuse_while_offboarding(&current)?;
     if body.get("connector").and_then(|c| c.get("secret")).and_then(Value::as_str) == Some(crate::connector::REDACTED) {
         let stored =
             current.config_json().get("connector").and_then(|c| c.get("secret")).cloned().unwrap_or(Value::Null);
@@ -196,36 +215,33 @@ pub struct UpdateOptions {
     pub dry_run: bool,
 }
 
-/// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once, and
-/// every row it had is removed in pages from the queue (`store::purge`; the app is left as it
-/// is). The configuration row, the purge marker and the audit entry go in one transaction;
-/// the entry is kept outside the integration's rows so that it outlives them.
+/// `DELETE /admin/integrations/{id}`: its SCIM endpoint and tokens stop working at once.
+/// With `offboard` every managed user is first deprovisioned or deactivated in the app
+/// (`service::offboard`), then the integration is purged; without it the purge starts now and
+/// the app is left as it is. The purge removes every row in pages from the queue
+/// (`store::purge`); the configuration row, the purge marker, the owners' reach and the audit
+/// entry go in one transaction, the entry kept outside the integration's rows so that it
+/// outlives them. A delete without `deprovision` also ends an offboarding that failed.
 pub async fn delete_integration(
     store: &Store,
     queue: &Queue,
     actor: &Actor,
     id: &str,
-    deprovision: bool,
+    offboard: Option<OffboardMode>,
 ) -> ScimResult<Reply> {
     actor.require_admin()?;
-    if deprovision {
-        // Refused before anything changes: the users stay in the app and the integration stays.
-        return Err(ScimError::new(
-            501,
-            None,
-            "deprovision=true (deprovision every managed user, then purge) is not built yet; delete without it to purge and leave the app as it is",
-        ));
-    }
     let current = load(store, id).await?;
     let changes = audit::changes(&redacted(&current.config_json()), &Value::Null);
+    if let Some(mode) = offboard {
+        return super::offboard::start(store, queue, actor, id, mode, changes).await;
+    }
     let mut entry = audit::entry(store, actor, "integration.delete", Some(id), changes);
     entry.pk = crate::store::keys::AUDIT_PK.to_string();
-    if !store.delete_integration_and_purge(id, &now(), vec![store.audit_put(&entry)?]).await? {
+    let mut extra = vec![store.audit_put(&entry)?];
+    extra.extend(store.owners_drop_actions(id).await?);
+    if !crate::offboard::start_purge(store, queue, id, extra).await? {
         return Err(ScimError::not_found("no such integration"));
     }
-    // A lost message is resumed by the sweeper from the purge marker.
-    let sent = queue.send_purge(&crate::queue::PurgeMessage { purge: id.to_string(), page: 1, resend: None }).await;
-    tracing::info!(integration_id = %id, purge_queued = sent, "integration deleted; its rows are being purged");
     Ok(Reply::json(
         202,
         json!({
@@ -243,6 +259,7 @@ pub async fn issue_token(store: &Store, actor: &Actor, id: &str) -> ScimResult<R
     actor.require_reach(id)?;
     for _ in 0..super::WRITE_ATTEMPTS {
         let r = load(store, id).await?;
+        refuse_while_offboarding(&r)?;
         let token = auth::new_token();
         let hash = auth::hash_token(&token);
         let mut hashes = r.token_hashes.clone();

@@ -34,6 +34,7 @@ pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutM
     match task.mode {
         FanoutMode::Resync => return super::resync::run_step(store, queue, app, &task).await,
         FanoutMode::Reconfigure => return super::reconfigure::run_step(store, queue, &task).await,
+        FanoutMode::Offboard => return super::offboard::run_step(store, queue, &task).await,
         FanoutMode::Replan | FanoutMode::Delete => {}
     }
     let Some(record) = store.get_integration(iid).await? else {
@@ -87,6 +88,28 @@ pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutM
     Ok(())
 }
 
+/// Moves the task past its page (under a condition on the page read: a duplicate message
+/// moves nothing) and queues the next page's message.
+pub(super) async fn advance(
+    store: &Store,
+    queue: &Queue,
+    task: &FanoutRow,
+    cursor: Option<&str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    if store.fanout_advance(task, cursor, at).await? {
+        let next = FanoutMessage {
+            integration_id: task.integration_id.clone(),
+            fanout: task.id.clone(),
+            page: task.page + 1,
+            resend: None,
+        };
+        // Not sent (SQS refused): the sweeper re-sends a task that has not moved.
+        queue.send_fanout(&next).await;
+    }
+    Ok(())
+}
+
 /// Plans these members again against the integration's current state and commits the jobs of
 /// those whose assignment changes, in the task's request.
 pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, members: &[String]) -> ScimResult<()> {
@@ -95,7 +118,7 @@ pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, mem
     // Reconfigure re-plans users outside any one group (`group_id` is empty): every role
     // group counts as it is.
     let name_after = match task.mode {
-        FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync => None,
+        FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync | FanoutMode::Offboard => None,
         FanoutMode::Replan => store
             .get_resource(iid, Kind::Group, &task.group_id)
             .await?
@@ -105,7 +128,9 @@ pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, mem
         for attempt in 1..=WRITE_ATTEMPTS {
             // Membership now (a concurrent PATCH may have removed someone since the page read).
             let still: HashSet<String> = match task.mode {
-                FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync => HashSet::new(),
+                FanoutMode::Delete | FanoutMode::Reconfigure | FanoutMode::Resync | FanoutMode::Offboard => {
+                    HashSet::new()
+                }
                 FanoutMode::Replan => {
                     let pairs: Vec<(String, String)> =
                         chunk.iter().map(|u| (task.group_id.clone(), u.clone())).collect();

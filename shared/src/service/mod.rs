@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod fanout;
 pub mod groups;
 pub mod list;
+pub mod offboard;
 pub mod owners;
 pub mod provision;
 pub mod reconfigure;

@@ -82,15 +82,7 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
     }
     let at = now();
     if more {
-        if store.fanout_advance(task, ids.last().map(String::as_str), &at).await? {
-            let next = FanoutMessage {
-                integration_id: iid.to_string(),
-                fanout: task.id.clone(),
-                page: task.page + 1,
-                resend: None,
-            };
-            queue.send_fanout(&next).await;
-        }
+        super::fanout::advance(store, queue, task, ids.last().map(String::as_str), &at).await?;
     } else {
         if let Some(request_id) = &task.request_id {
             store.request_fanout_done(iid, request_id, &at).await?;

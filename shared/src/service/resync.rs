@@ -111,9 +111,8 @@ pub fn integration_request(store: &Store, iid: &str, method: &str, path: &str, c
 /// `POST /admin/integrations/{id}/resync`: 202 `{ "request_id", "mode" }`.
 pub async fn start(store: &Store, queue: &Queue, iid: &str, body: &Value) -> ScimResult<Reply> {
     let mode = parse_mode(body)?;
-    if store.get_integration(iid).await?.is_none() {
-        return Err(ScimError::not_found("no such integration"));
-    }
+    let record = store.get_integration(iid).await?.ok_or_else(|| ScimError::not_found("no such integration"))?;
+    super::admin::refuse_while_offboarding(&record)?;
     let request_id = begin(store, queue, iid, mode).await?;
     Ok(Reply::json(202, json!({ "request_id": request_id, "mode": mode })))
 }

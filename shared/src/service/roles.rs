@@ -75,6 +75,7 @@ pub async fn import(
 ) -> ScimResult<Reply> {
     actor.require_reach(id)?;
     let record = store.get_integration(id).await?.ok_or_else(|| ScimError::not_found("no such integration"))?;
+    super::admin::refuse_while_offboarding(&record)?;
     let mut config_json = record.config_json();
     let config = crate::integration::IntegrationConfig::from_json(config_json.clone())?;
     let resolved = connector::resolve_secret_ref(&config.connector, secrets).await.map_err(app_error)?;

@@ -26,6 +26,9 @@ pub enum FanoutMode {
     Reconfigure,
     /// Every user compared with the app (`RESYNC`, `service::resync`).
     Resync,
+    /// Every managed user deprovisioned or deactivated before a purge (`OFFBOARD`,
+    /// `service::offboard`).
+    Offboard,
 }
 
 /// Where a resync stands (docs/contract.md "Resync and drift").
@@ -77,6 +80,9 @@ pub struct FanoutRow {
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resync: Option<ResyncState>,
+    /// `Offboard`: what each user gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboard: Option<super::offboard::OffboardMode>,
     pub gsi1pk: String,
     pub gsi1sk: String,
 }
@@ -98,6 +104,7 @@ impl FanoutRow {
             page: 0,
             created_at: now.to_string(),
             resync: None,
+            offboard: None,
         }
     }
 }
@@ -241,8 +248,14 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The fan-out behind a request is done: the request may now reach its final status.
-    pub async fn request_fanout_done(&self, iid: &str, request_id: &str, now: &str) -> Result<(), StoreError> {
+    /// The fan-out behind a request is done: the request may now reach its final status
+    /// (returned when it did).
+    pub async fn request_fanout_done(
+        &self,
+        iid: &str,
+        request_id: &str,
+        now: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
         let out = self
             .client
             .update_item()
@@ -253,8 +266,8 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let Some(out) = StoreError::conditional("UpdateItem", out)? else { return Ok(()) };
-        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(()) };
-        self.request_finalize_if_complete(iid, &row, now).await.map(|_| ())
+        let Some(out) = StoreError::conditional("UpdateItem", out)? else { return Ok(None) };
+        let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(None) };
+        self.request_finalize_if_complete(iid, &row, now).await
     }
 }

@@ -16,6 +16,9 @@ pub struct IntegrationRecord {
     /// SHA-256 hashes of the valid SCIM tokens (several during a rotation).
     pub token_hashes: Vec<String>,
     pub created: String,
+    /// Set while its users are deprovisioned before a purge (`store::offboard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarding: Option<super::offboard::Offboarding>,
     /// GSI `gsi1`: all integrations, by id.
     #[serde(default)]
     pub gsi1pk: String,
@@ -46,6 +49,7 @@ impl Store {
             config: config.to_string(),
             token_hashes: vec![token_hash],
             created,
+            offboarding: None,
             gsi1pk: keys::INTEGRATIONS_GSI_PK.to_string(),
             gsi1sk: id.to_string(),
         };
@@ -97,7 +101,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
             .update_expression("SET #name = :name, config = :config")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(offboarding)")
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", super::s(name))
@@ -118,7 +122,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
             .update_expression("SET #name = :name, config = :config")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(offboarding)")
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", super::s(name))

@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod job_context;
 pub mod keys;
 pub mod members;
+pub mod offboard;
 pub mod owners;
 pub mod provisioning;
 pub mod purge;

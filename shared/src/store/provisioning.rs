@@ -270,8 +270,9 @@ pub fn final_status(row: &RequestRow) -> Option<&'static str> {
 pub enum Finished {
     /// The job had already ended (or moved on): nothing was written.
     Already,
-    /// This call finished it; `request`: the final status its request reached with it.
-    Now { request: Option<&'static str> },
+    /// This call finished it; `request`: the final status its request reached with it;
+    /// `offboard`: that request is an integration's offboarding (its purge may start).
+    Now { request: Option<&'static str>, offboard: bool },
 }
 
 impl Finished {
@@ -544,6 +545,9 @@ impl Store {
         self.request_job_done(&job.integration_id, &job.request_id, status_, &now).await.map(|_| ())
     }
 
+    /// The trigger method of an integration's offboarding request.
+    pub const OFFBOARD: &'static str = "OFFBOARD";
+
     /// [`Self::finish_job`] under a guard: counted on the request only when this call
     /// finished it, so two finishers (a callback and the sweeper) never count it twice.
     pub async fn finish_job_if(
@@ -556,8 +560,8 @@ impl Store {
         if !self.job_record_if(job, outcome, &now, Some(guard)).await? {
             return Ok(Finished::Already);
         }
-        let request = self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
-        Ok(Finished::Now { request })
+        let closed = self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
+        Ok(Finished::Now { request: closed.map(|c| c.0), offboard: closed.is_some_and(|c| c.1) })
     }
 
     /// Records what the app now holds for a user (never going back to an older state).
@@ -585,14 +589,14 @@ impl Store {
     }
 
     /// Counts a finished job on its request and, when it was the last, sets the final status
-    /// (returned then).
+    /// (returned then, with whether the request is an offboarding).
     pub async fn request_job_done(
         &self,
         iid: &str,
         request_id: &str,
         job_status: &str,
         now: &str,
-    ) -> Result<Option<&'static str>, StoreError> {
+    ) -> Result<Option<(&'static str, bool)>, StoreError> {
         let field = match job_status {
             status::SUCCEEDED => "succeeded",
             status::FAILED => "failed",
@@ -614,7 +618,8 @@ impl Store {
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
         let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(None) };
-        self.request_finalize_if_complete(iid, &row, now).await
+        let closed = self.request_finalize_if_complete(iid, &row, now).await?;
+        Ok(closed.map(|s| (s, row.method == Self::OFFBOARD)))
     }
 
     /// Sets a request's final status once every job is counted and no fan-out is pending;

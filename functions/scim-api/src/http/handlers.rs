@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, header};
 use idlcm::error::ScimError;
 use idlcm::scim::resource::Projection;
 use idlcm::service::{self, Ctx, activity, admin, discovery, groups, list, users};
+use idlcm::store::offboard::OffboardMode;
 use idlcm::store::resources::Kind;
 
 use super::{ApiError, ApiReply, ApiResult, Caller, JsonBody, QueryParams, Scim, api_url};
@@ -188,8 +189,16 @@ pub async fn admin_delete_integration(
     Path(id): Path<String>,
     q: QueryParams,
 ) -> ApiResult {
-    let deprovision = flag(q.get("deprovision"))?;
-    Ok(ApiReply(admin::delete_integration(&state.store, &state.queue, &actor, &id, deprovision).await?))
+    let offboard =
+        if flag(q.get("deprovision"))? {
+            let mode = q.get("mode");
+            Some(OffboardMode::parse(mode).ok_or_else(|| {
+                ScimError::invalid_value("mode must be \"deprovision\" (the default) or \"deactivate\"")
+            })?)
+        } else {
+            None
+        };
+    Ok(ApiReply(admin::delete_integration(&state.store, &state.queue, &actor, &id, offboard).await?))
 }
 
 pub async fn admin_issue_token(

@@ -1,0 +1,91 @@
+//! Offboarding an integration before its purge (docs/contract.md "Limits and offboarding"):
+//! the configuration row is marked, its SCIM tokens cleared and the owners' reach to it
+//! removed, in one transaction with the `OFFBOARD` request and its fan-out task; the purge
+//! (`store::purge`) starts when that request has succeeded (`crate::offboard`).
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, key, keys, s};
+
+/// What offboarding does to each managed user in the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffboardMode {
+    /// Removes the account (the connector's `deprovision`).
+    Deprovision,
+    /// Keeps the account, inactive (the connector's `deactivate`).
+    Deactivate,
+}
+
+impl OffboardMode {
+    pub fn parse(value: Option<&str>) -> Option<Self> {
+        match value.unwrap_or("deprovision") {
+            "deprovision" => Some(Self::Deprovision),
+            "deactivate" => Some(Self::Deactivate),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deprovision => "deprovision",
+            Self::Deactivate => "deactivate",
+        }
+    }
+}
+
+/// On the configuration row while its users are offboarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offboarding {
+    /// The `OFFBOARD` Activity request; the purge starts when it has succeeded.
+    pub request_id: String,
+    pub mode: OffboardMode,
+    pub started_at: String,
+}
+
+fn malformed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Malformed(e.to_string())
+}
+
+impl Store {
+    /// Marks the integration offboarding and clears its SCIM tokens (they answer 401 from the
+    /// commit on), only if it exists and is not offboarding already.
+    pub fn offboard_start_action(&self, iid: &str, off: &Offboarding) -> Result<TransactWriteItem, StoreError> {
+        let value = serde_dynamo::to_attribute_value(off).map_err(malformed)?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::CONFIG_SK.to_string())))
+            .update_expression("SET offboarding = :off, token_hashes = :none")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(offboarding)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":off", value)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .build()
+            .map_err(malformed)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Removes the integration from every owner that reaches it (their tokens stop working
+    /// for it with the same commit), each only if the owner's token is still the one read.
+    pub async fn owners_drop_actions(&self, iid: &str) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut actions = Vec::new();
+        for owner in self.list_owners().await? {
+            if !owner.integrations.iter().any(|i| i == iid) {
+                continue;
+            }
+            let rest = owner.integrations.iter().filter(|i| *i != iid).map(|i| s(i.as_str())).collect();
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(owner.pk.clone(), owner.sk.clone())))
+                .update_expression("SET integrations = :list")
+                .condition_expression("token_hash = :hash")
+                .expression_attribute_values(":list", AttributeValue::L(rest))
+                .expression_attribute_values(":hash", s(&owner.token_hash))
+                .build()
+                .map_err(malformed)?;
+            actions.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(actions)
+    }
+}
