@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first. A module may use its own layer and those below it.
 const LAYERS: &[&[&str]] = &[
-    &["time", "error", "auth", "telemetry", "secrets", "metrics"],
+    &["time", "error", "auth", "telemetry", "secrets", "metrics", "limits"],
     &["config"],
     &["scim"],
     &["assignment"],

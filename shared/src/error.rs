@@ -41,13 +41,19 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// Seconds to send as `Retry-After` (a 429 or 503).
+    pub retry_after: Option<u64>,
 }
 
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        Self { status, scim_type, detail: detail.into() }
+        Self { status, scim_type, detail: detail.into(), retry_after: None }
+    }
+    /// 429: over a limit; `Retry-After` in whole seconds (Okta reads no other form).
+    pub fn too_many(retry_after: u64, detail: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(429, None, detail) }
     }
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
         Self::new(400, Some(scim_type), detail)

@@ -32,6 +32,9 @@ pub struct IntegrationConfig {
     /// Where to POST a signed notice of a failure (docs/contract.md "Failure notifications").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyConfig>,
+    /// Its SCIM requests per second and burst (docs/operations.md "Limits").
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// `notify: { "url", "secret" }`: the secret keys the HMAC signature (as webhook deliveries
@@ -100,6 +103,7 @@ impl IntegrationConfig {
         if cfg.callback_timeout_seconds.is_some_and(|t| !(1..=7 * 24 * 3600).contains(&t)) {
             return Err(ScimError::invalid_value("'callback_timeout_seconds' must be between 1 and 604800 (7 days)"));
         }
+        cfg.limits.check().map_err(ScimError::invalid_value)?;
         if let Some(r) = &cfg.resync {
             if !(1..=24 * 366).contains(&r.every_hours) {
                 return Err(ScimError::invalid_value("resync.every_hours must be from 1 to 8784 (a year)"));

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod fuzzing;
 pub mod integration;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod offboard;

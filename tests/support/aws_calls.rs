@@ -9,6 +9,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+/// The suffix of a limit lease's operation name: `UpdateItem(limit lease)`.
+pub const LEASE: &str = "(limit lease)";
+
 #[derive(Debug, Clone, Default)]
 pub struct Counter {
     count: Arc<AtomicUsize>,
@@ -41,7 +44,13 @@ impl Intercept for Counter {
     ) -> Result<(), BoxError> {
         // The AWS JSON protocols name the operation in `X-Amz-Target`: `DynamoDB_20120810.Query`.
         let target = ctx.request().headers().get("x-amz-target").unwrap_or("unknown");
-        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        let mut operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        // A limit lease (`store::limits`) is named apart: its cost is shared by the requests
+        // of a window, not one change's.
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        if operation == "UpdateItem" && body.windows(6).any(|w| w == b"LIMIT#") {
+            operation.push_str(LEASE);
+        }
         self.operations.lock().expect("lock").push(operation);
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(())

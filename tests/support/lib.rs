@@ -194,31 +194,9 @@ impl Stack {
         let table = clone_table(&aws_sdk_dynamodb::Client::new(&aws), &require_env("IDLCM_TABLE")).await;
         let (queue_url, dlq_url) =
             clone_job_queue(&aws_sdk_sqs::Client::new(&aws), &require_env("IDLCM_JOBS_QUEUE_URL")).await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
-        let api_url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let config = idlcm::config::Config {
-            table: table.clone(),
-            admin_token: idlcm::config::AdminTokenHashes::Inline(vec![idlcm::auth::hash_token(ADMIN_TOKEN)]),
-            public_url: Some(api_url.clone()),
-            jobs_queue_url: options.api_queue_url.unwrap_or_else(|| queue_url.clone()),
-            history_days: idlcm::config::DEFAULT_HISTORY_DAYS,
-            // Longer than the history: audit entries outlive Activity (tests/owners.rs).
-            audit_days: 400,
-            // Demo apps and robots listen on 127.0.0.1.
-            allow_loopback_connectors: true,
-        };
         let api_calls = aws_calls::Counter::default();
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&aws).interceptor(api_calls.clone()).build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&aws).interceptor(api_calls.clone()).build(),
-        );
-        let state = scim_api::AppState::with_clients(config, dynamodb, sqs, idlcm::secrets::Secrets::new(&aws));
-        let app = scim_api::router(state);
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
+        let api_queue_url = options.api_queue_url.unwrap_or_else(|| queue_url.clone());
+        let api_url = serve_api(&aws, &table, &api_queue_url, &api_calls).await;
         let worker_calls = aws_calls::Counter::default();
         Stack {
             api_url,
@@ -230,6 +208,12 @@ impl Stack {
             api_calls,
             worker_calls,
         }
+    }
+
+    /// One more API instance on the same table and queue (its own in-memory state, as a
+    /// second warm Lambda instance has); its URL.
+    pub async fn another_api(&self) -> String {
+        serve_api(&self.aws, &self.table, &self.queue_url, &aws_calls::Counter::default()).await
     }
 
     pub fn store(&self) -> Store {
@@ -316,6 +300,34 @@ impl Stack {
             token: v["token"].as_str().expect("token").to_string(),
         }
     }
+}
+
+/// Starts the API on a loopback port, its AWS calls counted by `calls`; returns its URL.
+async fn serve_api(aws: &aws_config::SdkConfig, table: &str, queue_url: &str, calls: &aws_calls::Counter) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+    let api_url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let config = idlcm::config::Config {
+        table: table.to_string(),
+        admin_token: idlcm::config::AdminTokenHashes::Inline(vec![idlcm::auth::hash_token(ADMIN_TOKEN)]),
+        public_url: Some(api_url.clone()),
+        jobs_queue_url: queue_url.to_string(),
+        history_days: idlcm::config::DEFAULT_HISTORY_DAYS,
+        // Longer than the history: audit entries outlive Activity (tests/owners.rs).
+        audit_days: 400,
+        // Demo apps and robots listen on 127.0.0.1.
+        allow_loopback_connectors: true,
+    };
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(aws).interceptor(calls.clone()).build(),
+    );
+    let sqs =
+        aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(aws).interceptor(calls.clone()).build());
+    let state = scim_api::AppState::with_clients(config, dynamodb, sqs, idlcm::secrets::Secrets::new(aws));
+    let app = scim_api::router(state);
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    api_url
 }
 
 /// The demo app's integration (`infra/demo-integration.json`, which `make run` uses too): the

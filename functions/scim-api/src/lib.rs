@@ -31,6 +31,8 @@ pub struct Inner {
     /// Outbound clients for connector calls (`roles/import`), built on first use: most
     /// instances never make one, and the TLS setup is not free.
     outbound: std::sync::OnceLock<idlcm::connector::OutboundClients>,
+    /// This instance's side of the per-integration request limits.
+    pub limiter: idlcm::limits::Limiter,
 }
 
 impl AppState {
@@ -48,7 +50,14 @@ impl AppState {
             .with_history_days(config.history_days)
             .with_audit_days(config.audit_days);
         let queue = Queue::new(sqs, config.jobs_queue_url.clone());
-        AppState(Arc::new(Inner { config, store, queue, secrets, outbound: std::sync::OnceLock::new() }))
+        AppState(Arc::new(Inner {
+            config,
+            store,
+            queue,
+            secrets,
+            outbound: std::sync::OnceLock::new(),
+            limiter: idlcm::limits::Limiter::default(),
+        }))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod discovery;
 pub mod fanout;
 pub mod groups;
+pub mod limits;
 pub mod list;
 pub mod offboard;
 pub mod owners;

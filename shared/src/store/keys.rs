@@ -175,6 +175,11 @@ pub const GSI2: &str = "gsi2";
 pub const GSI2_PK: &str = "gsi2pk";
 pub const GSI2_SK: &str = "gsi2sk";
 
+/// An integration's shared request count for one limit window (`store::limits`).
+pub fn limit_sk(window: u64) -> String {
+    format!("LIMIT#{window}")
+}
+
 /// The TTL attribute of request and job rows (epoch seconds; template.yaml `Table`).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 

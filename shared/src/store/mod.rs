@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod integrations;
 pub mod job_context;
 pub mod keys;
+pub mod limits;
 pub mod members;
 pub mod offboard;
 pub mod owners;

@@ -39,6 +39,9 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, self.0.to_json().to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        if let Some(secs) = self.0.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -118,6 +121,8 @@ impl FromRequestParts<AppState> for Scim {
             tracing::error!(integration_id = %iid, error = %e, "stored integration configuration is invalid");
             ScimError::internal("the integration's configuration is invalid")
         })?;
+        // After the token: a stranger's requests never use an integration's allowance.
+        idlcm::service::limits::admit(&state.store, &state.limiter, &iid, &integration.limits).await?;
         let base_url = format!("{}/scim/v2/{iid}", api_url(state, &parts.headers));
         let prefix = format!("/scim/v2/{iid}");
         let path = parts.uri.path().strip_prefix(&prefix).unwrap_or(parts.uri.path()).to_string();
