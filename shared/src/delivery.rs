@@ -38,7 +38,7 @@ pub async fn end(
             JobOutcome { status: status::FAILED, error: Some(error), detail: None, applied_action: Some(action) }
         }
     };
-    let finished = store.finish_job_if(job, &outcome, guard).await?;
+    let finished = store.complete_job(job, &outcome, guard).await?;
     if !finished.now() {
         return Ok(false);
     }

@@ -256,7 +256,7 @@ impl Worker {
         applied_action: Option<&str>,
     ) -> Result<bool, StoreError> {
         let outcome = JobOutcome { status: status_, error, detail, applied_action };
-        let finished = self.store.finish_job_if(job, &outcome, JobGuard::Running).await?;
+        let finished = self.store.complete_job(job, &outcome, JobGuard::Running).await?;
         if !finished.now() {
             tracing::info!(
                 status = status_,

@@ -1,4 +1,4 @@
-//! Unit tests of `scim/filter.rs` (in their own file: docs/architecture.md "Layering and style").
+//! Unit tests of `scim/filter/` (in their own file: docs/architecture.md "Layering and style").
 
 use super::*;
 use serde_json::json;
@@ -19,17 +19,17 @@ impl AttrSchema for TestSchema {
         let attr = attr.to_ascii_lowercase();
         let sub = sub.map(str::to_ascii_lowercase);
         match (attr.as_str(), sub.as_deref()) {
-            ("meta", Some("created" | "lastmodified")) => AttrKind::DateTime,
-            ("active", None) | (_, Some("primary")) => AttrKind::Boolean,
-            ("logincount", None) => AttrKind::Integer,
-            ("score", None) => AttrKind::Decimal,
-            ("x509certificates", Some("value")) => AttrKind::Binary,
+            ("meta", Some("created" | "lastmodified")) => Some(Type::DateTime),
+            ("active", None) | (_, Some("primary")) => Some(Type::Boolean),
+            ("logincount", None) => Some(Type::Integer),
+            ("score", None) => Some(Type::Decimal),
+            ("x509certificates", Some("value")) => Some(Type::Binary),
             (
                 "name" | "emails" | "phonenumbers" | "ims" | "addresses" | "groups" | "members" | "x509certificates"
                 | "meta" | "manager",
                 None,
-            ) => AttrKind::Complex,
-            _ => AttrKind::String,
+            ) => Some(Type::Complex),
+            _ => Some(Type::String),
         }
     }
 }
@@ -42,7 +42,7 @@ impl AttrSchema for NoSchema {
         false
     }
     fn kind(&self, _: Option<&str>, _: &str, _: Option<&str>) -> AttrKind {
-        AttrKind::Unknown
+        None
     }
 }
 
@@ -54,7 +54,7 @@ impl AttrSchema for ExactSchema {
         true
     }
     fn kind(&self, _: Option<&str>, _: &str, _: Option<&str>) -> AttrKind {
-        AttrKind::String
+        Some(Type::String)
     }
 }
 
@@ -80,7 +80,7 @@ impl AttrSchema for RecordingSchema {
     }
     fn kind(&self, uri: Option<&str>, attr: &str, sub: Option<&str>) -> AttrKind {
         self.note(uri, attr, sub);
-        AttrKind::String
+        Some(Type::String)
     }
 }
 
@@ -859,7 +859,7 @@ fn comparisons_on_date_times() {
             false
         }
         fn kind(&self, _: Option<&str>, _: &str, _: Option<&str>) -> AttrKind {
-            AttrKind::DateTime
+            Some(Type::DateTime)
         }
     }
     let r = json!({"hired": "2020-02-01T00:00:00+01:00"});

@@ -1,4 +1,4 @@
-//! Unit tests of `scim/patch.rs` (in their own file: docs/architecture.md "Layering and style").
+//! Unit tests of `scim/patch/` (in their own file: docs/architecture.md "Layering and style").
 
 use super::*;
 use crate::error::ScimType;
@@ -1360,12 +1360,12 @@ fn element_schema_resolves_sub_attributes() {
     let emails = USER_TYPE.attr(None, "emails");
     let s = ElementSchema { parent: emails };
     assert!(!s.case_exact(None, "type", None));
-    assert_eq!(s.kind(None, "primary", None), AttrKind::Boolean);
-    assert_eq!(s.kind(None, "value", None), AttrKind::String);
-    assert_eq!(s.kind(None, "emails", Some("type")), AttrKind::String);
-    assert_eq!(s.kind(None, "nope", None), AttrKind::Unknown);
+    assert_eq!(s.kind(None, "primary", None), Some(Type::Boolean));
+    assert_eq!(s.kind(None, "value", None), Some(Type::String));
+    assert_eq!(s.kind(None, "emails", Some("type")), Some(Type::String));
+    assert_eq!(s.kind(None, "nope", None), None);
     let none = ElementSchema { parent: None };
-    assert_eq!(none.kind(None, "value", None), AttrKind::Unknown);
+    assert_eq!(none.kind(None, "value", None), None);
     assert!(!none.case_exact(None, "value", None));
 }
 

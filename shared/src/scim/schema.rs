@@ -306,25 +306,15 @@ impl super::filter::AttrSchema for ResourceType {
     }
 }
 
-/// What the filter evaluator needs to know of an attribute's type.
+/// What the filter evaluator needs to know of an attribute's type (`None`: not in the schema).
 pub fn kind_of(attr: Option<&Attr>) -> super::filter::AttrKind {
-    use super::filter::AttrKind;
-    match attr.map(|a| a.ty) {
-        Some(Type::String) => AttrKind::String,
-        Some(Type::Boolean) => AttrKind::Boolean,
-        Some(Type::Decimal) => AttrKind::Decimal,
-        Some(Type::Integer) => AttrKind::Integer,
-        Some(Type::DateTime) => AttrKind::DateTime,
-        Some(Type::Binary) => AttrKind::Binary,
-        Some(Type::Reference) => AttrKind::Reference,
-        Some(Type::Complex) => AttrKind::Complex,
-        None => AttrKind::Unknown,
-    }
+    attr.map(|a| a.ty)
 }
 
 // ---- /Schemas representation (RFC 7643 §7) ----
 
-fn type_name(t: Type) -> &'static str {
+/// The RFC 7643 §2.3 type name.
+pub fn type_name(t: Type) -> &'static str {
     match t {
         Type::String => "string",
         Type::Boolean => "boolean",

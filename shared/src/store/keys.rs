@@ -27,8 +27,10 @@ pub fn user_name_sk(user_name: &str) -> String {
 }
 
 /// Uniqueness row for a group displayName (case-insensitive).
+pub const GROUP_NAME_PREFIX: &str = "GROUPNAME#";
+
 pub fn group_name_sk(display_name: &str) -> String {
-    format!("GROUPNAME#{}", crate::scim::text::fold(display_name, false))
+    format!("{GROUP_NAME_PREFIX}{}", crate::scim::text::fold(display_name, false))
 }
 
 /// Uniqueness row for an externalId (case-exact), per resource type.

@@ -2,7 +2,7 @@
 //! `MEMBEROF#<user>#<group>` (listed per user). Adding or removing a member writes rows only;
 //! nothing reads, modifies and writes back a member list, so concurrent PATCHes never lose a member.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
@@ -126,5 +126,36 @@ impl Store {
             self.transact(chunk.to_vec()).await?;
         }
         Ok(())
+    }
+}
+
+// Role groups and memberships asked for by the provisioning planner.
+impl Store {
+    /// Group ids for displayNames (through the uniqueness rows), for the role-mapped groups.
+    pub async fn group_ids_by_name(&self, iid: &str, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let items = self.batch_get(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect()).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let sk = get_s(i, keys::SK)?;
+                let id = get_s(i, "id")?;
+                Some((id.to_string(), sk.trim_start_matches(keys::GROUP_NAME_PREFIX).to_string()))
+            })
+            .collect())
+    }
+
+    /// Which `(group, user)` memberships exist among those asked (BatchGetItem).
+    pub async fn memberships(
+        &self,
+        iid: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let items = self.batch_get(pairs.iter().map(|(g, u)| key(pk.clone(), keys::member_sk(g, u))).collect()).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Some((get_s(i, "group_id")?.to_string(), get_s(i, "user_id")?.to_string())))
+            .collect())
     }
 }

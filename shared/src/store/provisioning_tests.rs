@@ -1,4 +1,4 @@
-//! Unit tests of `store/provisioning.rs` (in their own file: docs/architecture.md "Layering and style").
+//! Unit tests of `store/provisioning/` (in their own file: docs/architecture.md "Layering and style").
 
 use super::*;
 
