@@ -13,7 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 VENVS=(moto tools scim)
 
-say() { printf 'bootstrap: %s\n' "$*"; }
+SAY_PREFIX=bootstrap
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 req_hash() {
   # The requirements and the interpreter's version: a new Python means a new venv.

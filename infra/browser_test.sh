@@ -8,7 +8,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state_dir="$1" screenshot="$2"
-say() { printf 'browser: %s\n' "$*"; }
+SAY_PREFIX=browser
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -x /usr/bin/chromium ]]; then
   say "installing Debian's chromium"

@@ -12,7 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SECONDS_PER_TARGET="${IDLCM_FUZZ_SECONDS:-600}"
 read -r -a TARGETS <<<"${IDLCM_FUZZ_TARGETS:-filter patch resource request}"
-say() { printf 'fuzz: %s\n' "$*"; }
+SAY_PREFIX=fuzz
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   say "installing cargo-fuzz 0.13 (about a minute)"

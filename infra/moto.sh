@@ -19,7 +19,8 @@ pid_file="$state_dir/moto.pid"
 log_file="$state_dir/moto.log"
 url="http://127.0.0.1:$port"
 
-say() { printf 'moto: %s\n' "$*"; }
+SAY_PREFIX=moto
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Running, not a zombie waiting for its reaper.
 alive() {

@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-say() { printf 'package: %s\n' "$*"; }
+SAY_PREFIX=package
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 infra/bootstrap.sh >/dev/null
 if command -v rustup >/dev/null 2>&1; then

@@ -32,11 +32,8 @@ NO_RELOAD="${IDLCM_NO_RELOAD:-0}"
 READY_TIMEOUT=600
 PARENT_PID=$PPID
 
-say() { printf 'run: %s\n' "$*"; }
-die() {
-  say "ERROR: $*" >&2
-  exit 1
-}
+SAY_PREFIX=run
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- cleanup -----------------------------------------------------------------
 

@@ -35,7 +35,8 @@ current_stage=""
 failed_stage=""
 run_pid=""
 
-say() { printf 'test: %s\n' "$*"; }
+SAY_PREFIX=test
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 summary() {
   echo
