@@ -82,6 +82,7 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
                 user_snapshot: None,
                 basis: None,
                 found_app_id: None,
+                solo: false,
                 gsi1pk: None,
                 gsi1sk: None,
                 gsi2pk: None,

@@ -24,8 +24,13 @@ pub struct RoleGroups {
 }
 
 impl RoleGroups {
+    /// The displayNames of the integration's role-mapped groups.
+    pub fn wanted(ctx: Ctx<'_>) -> Vec<String> {
+        ctx.integration.roles.groups.iter().map(|g| g.group.clone()).collect()
+    }
+
     pub async fn load(ctx: Ctx<'_>) -> ScimResult<Self> {
-        let wanted: Vec<String> = ctx.integration.roles.groups.iter().map(|g| g.group.clone()).collect();
+        let wanted = Self::wanted(ctx);
         if wanted.is_empty() {
             return Ok(Self::default());
         }
@@ -110,16 +115,38 @@ pub struct Provision<'a> {
     now: String,
     next_job: usize,
     pub messages: Vec<JobMessage>,
+    /// At most one job (a single user's change): it closes its request itself.
+    solo: bool,
 }
 
 impl<'a> Provision<'a> {
     pub fn new(ctx: Ctx<'a>) -> Self {
-        Self { ctx, request_id: ulid::Ulid::new().to_string(), now: now(), next_job: 1, messages: Vec::new() }
+        Self {
+            ctx,
+            request_id: ulid::Ulid::new().to_string(),
+            now: now(),
+            next_job: 1,
+            messages: Vec::new(),
+            solo: false,
+        }
+    }
+
+    /// A request about one user (a SCIM write to a User): at most one job, which closes the
+    /// request in the same write as its count (one call fewer in the worker).
+    pub fn for_one_user(ctx: Ctx<'a>) -> Self {
+        Self { solo: true, ..Self::new(ctx) }
     }
 
     /// More jobs for an existing request (a fan-out page), numbered from `first_job`.
     pub fn continuing(ctx: Ctx<'a>, request_id: &str, first_job: usize) -> Self {
-        Self { ctx, request_id: request_id.to_string(), now: now(), next_job: first_job, messages: Vec::new() }
+        Self {
+            ctx,
+            request_id: request_id.to_string(),
+            now: now(),
+            next_job: first_job,
+            messages: Vec::new(),
+            solo: false,
+        }
     }
 
     /// Jobs committed so far (to be sent).
@@ -169,6 +196,7 @@ impl<'a> Provision<'a> {
                 user_snapshot: plan.snapshot.as_ref().map(Value::to_string),
                 basis: None,
                 found_app_id: None,
+                solo: self.solo,
                 gsi1pk: Some(keys::QUEUED_GSI_PK.to_string()),
                 gsi1sk: Some(queued_gsi_sk(&self.now, ctx.integration_id, &job_id)),
                 gsi2pk: Some(keys::user_jobs_gsi_pk(ctx.integration_id, &plan.user_id)),

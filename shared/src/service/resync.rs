@@ -408,6 +408,7 @@ fn job_row(
         retries: 0,
         basis: (!report).then(|| spec.basis.to_string()),
         found_app_id: spec.found,
+        solo: false,
         user_snapshot: doc.map(|d| Value::Object(d.clone()).to_string()),
         gsi1pk: (!report).then(|| keys::QUEUED_GSI_PK.to_string()),
         gsi1sk: (!report).then(|| queued_gsi_sk(at, iid, &id)),

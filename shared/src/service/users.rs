@@ -97,7 +97,7 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
     let id = ulid::Ulid::new().to_string();
     // A new user is in no group yet: the role comes from an explicit attribute or the default.
     let plan = UserPlan::new(&id, Some(&doc), None, Some(effective(&doc, &[], ctx.integration)));
-    let mut provision = Provision::new(ctx);
+    let mut provision = Provision::for_one_user(ctx);
     let (extra, message) = single_user(&mut provision, &plan, Some(&id))?;
     let stored = ctx
         .store
@@ -122,10 +122,20 @@ async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) ->
 where
     F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
 {
-    let roles = RoleGroups::load(ctx).await?;
+    // The user, its desired assignment and (the first time) the role groups in one read
+    // (`store::job_context`).
+    let mut roles: Option<RoleGroups> = None;
     for _ in 0..WRITE_ATTEMPTS {
-        // The user and its desired assignment in one read (`store::job_context`).
-        let (old, row) = ctx.store.user_and_assign(ctx.integration_id, id).await?;
+        let (old, row) = match &roles {
+            Some(_) => ctx.store.user_and_assign(ctx.integration_id, id).await?,
+            None => {
+                let wanted = RoleGroups::wanted(ctx);
+                let (user, assign, names) = ctx.store.user_assign_and_groups(ctx.integration_id, id, &wanted).await?;
+                roles = Some(RoleGroups { names });
+                (user, assign)
+            }
+        };
+        let roles = roles.as_ref().expect("loaded on the first attempt");
         let old = old.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
@@ -136,7 +146,7 @@ where
         }
         let groups = roles.names_of(ctx, &[id.to_string()], None).await?.remove(id).unwrap_or_default();
         let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
-        let mut provision = Provision::new(ctx);
+        let mut provision = Provision::for_one_user(ctx);
         let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
         match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), extra).await {
             Ok(new) => {
@@ -194,7 +204,7 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
         // DELETE deprovisions: the desired assignment becomes none; the job keeps the last resource.
         let mut plan = UserPlan::new(id, Some(&old.doc), row.as_ref(), None);
         plan.snapshot = Some(render::resource(ctx.base_url, KIND, &old, None));
-        let mut provision = Provision::new(ctx);
+        let mut provision = Provision::for_one_user(ctx);
         let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
         match ctx.store.delete_resource(ctx.integration_id, KIND, &old, extra).await {
             Ok(()) => {

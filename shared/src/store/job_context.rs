@@ -2,12 +2,18 @@
 //! the read units are the same, the calls fewer:
 //! - what the worker reads before it runs a job: the integration's configuration, the user's
 //!   desired assignment, what was last applied to the app, and the stored user;
-//! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment.
+//! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment,
+//!   with the ids of the integration's role-mapped groups.
+
+use std::collections::HashMap;
 
 use super::integrations::IntegrationRecord;
 use super::provisioning::{AppliedRow, AssignRow, from_item};
 use super::resources::{Kind, Stored};
 use super::{Store, StoreError, get_s, key, keys};
+
+/// A user, its desired assignment, and role-group ids by name ([`Store::user_assign_and_groups`]).
+pub type UserAssignGroups = (Option<Stored>, Option<AssignRow>, HashMap<String, String>);
 
 /// The rows a job runs against; each may be missing.
 #[derive(Debug, Default)]
@@ -55,20 +61,40 @@ impl Store {
         iid: &str,
         user_id: &str,
     ) -> Result<(Option<Stored>, Option<AssignRow>), StoreError> {
-        if !keys::is_resource_id(user_id) {
-            return Ok((None, None));
-        }
+        let (user, assign, _) = self.user_assign_and_groups(iid, user_id, &[]).await?;
+        Ok((user, assign))
+    }
+
+    /// [`Self::user_and_assign`], and in the same read the ids of the groups named `names` (the
+    /// role-mapped groups: id -> folded displayName, as [`Self::group_ids_by_name`]).
+    pub async fn user_assign_and_groups(
+        &self,
+        iid: &str,
+        user_id: &str,
+        names: &[String],
+    ) -> Result<UserAssignGroups, StoreError> {
         let pk = keys::integration_pk(iid);
+        let mut wanted: Vec<_> = names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect();
+        let known = keys::is_resource_id(user_id);
         let (user_sk, assign_sk) = (Kind::User.sk(user_id), keys::assign_sk(user_id));
-        let (mut user, mut assign) = (None, None);
-        for item in self.batch_get(vec![key(pk.clone(), user_sk.clone()), key(pk, assign_sk.clone())]).await? {
+        if known {
+            wanted.push(key(pk.clone(), user_sk.clone()));
+            wanted.push(key(pk, assign_sk.clone()));
+        }
+        let (mut user, mut assign, mut groups) = (None, None, HashMap::new());
+        if wanted.is_empty() {
+            return Ok((user, assign, groups));
+        }
+        for item in self.batch_get(wanted).await? {
             let sk = get_s(&item, keys::SK).unwrap_or_default().to_string();
-            if sk == user_sk {
+            if known && sk == user_sk {
                 user = Some(Stored::from_item(item)?);
-            } else if sk == assign_sk {
+            } else if known && sk == assign_sk {
                 assign = Some(from_item(item)?);
+            } else if let Some((id, name)) = super::members::group_name_entry(&item) {
+                groups.insert(id, name);
             }
         }
-        Ok((user, assign))
+        Ok((user, assign, groups))
     }
 }

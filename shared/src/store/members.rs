@@ -129,20 +129,19 @@ impl Store {
     }
 }
 
+/// A group-name uniqueness row as (group id, folded displayName).
+pub(super) fn group_name_entry(item: &super::Item) -> Option<(String, String)> {
+    let sk = get_s(item, keys::SK)?.strip_prefix(keys::GROUP_NAME_PREFIX)?;
+    Some((get_s(item, "id")?.to_string(), sk.to_string()))
+}
+
 // Role groups and memberships asked for by the provisioning planner.
 impl Store {
     /// Group ids for displayNames (through the uniqueness rows), for the role-mapped groups.
     pub async fn group_ids_by_name(&self, iid: &str, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
         let pk = keys::integration_pk(iid);
         let items = self.batch_get(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect()).await?;
-        Ok(items
-            .iter()
-            .filter_map(|i| {
-                let sk = get_s(i, keys::SK)?;
-                let id = get_s(i, "id")?;
-                Some((id.to_string(), sk.trim_start_matches(keys::GROUP_NAME_PREFIX).to_string()))
-            })
-            .collect())
+        Ok(items.iter().filter_map(group_name_entry).collect())
     }
 
     /// Which `(group, user)` memberships exist among those asked (BatchGetItem).

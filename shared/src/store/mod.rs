@@ -231,7 +231,16 @@ impl Store {
     }
 
     /// BatchGetItem in chunks of 100, retrying unprocessed keys.
-    pub async fn batch_get(&self, keys_: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub async fn batch_get(&self, mut keys_: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        // BatchGetItem refuses a request that names one key twice (two role mappings of one
+        // group, say).
+        let mut seen = std::collections::HashSet::new();
+        keys_.retain(|k| {
+            seen.insert((
+                get_s(k, keys::PK).unwrap_or_default().to_string(),
+                get_s(k, keys::SK).unwrap_or_default().to_string(),
+            ))
+        });
         let mut found = Vec::new();
         for chunk in keys_.chunks(100) {
             let mut pending = chunk.to_vec();

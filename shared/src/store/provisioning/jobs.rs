@@ -63,6 +63,10 @@ pub struct JobRow {
     /// The app's id of the account a resync matched (by its key), for a user idlcm had none for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub found_app_id: Option<String>,
+    /// The only job of its request (a single user's SCIM change): finishing it closes the
+    /// request in the same write (`Store::request_job_done`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub solo: bool,
     /// The last SCIM resource of a deleted user (what a `deprovision` sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_snapshot: Option<String>,
@@ -320,7 +324,8 @@ impl Store {
         if !self.job_record_if(job, outcome, &now, Some(guard)).await? {
             return Ok(Finished::Already);
         }
-        let closed = self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now).await?;
+        let closed =
+            self.request_job_done(&job.integration_id, &job.request_id, outcome.status, &now, job.solo).await?;
         Ok(Finished::Now { request: closed.map(|c| c.0), offboard: closed.is_some_and(|c| c.1) })
     }
 

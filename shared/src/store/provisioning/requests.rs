@@ -70,19 +70,24 @@ impl Store {
     pub const OFFBOARD: &'static str = "OFFBOARD";
 
     /// Counts a finished job on its request and, when it was the last, sets the final status
-    /// (returned then, with whether the request is an offboarding).
+    /// (returned then, with whether the request is an offboarding). The only job of a single
+    /// user's change (`solo`) does both in one write.
     pub async fn request_job_done(
         &self,
         iid: &str,
         request_id: &str,
         job_status: &str,
         now: &str,
+        solo: bool,
     ) -> Result<Option<(&'static str, bool)>, StoreError> {
         let field = match job_status {
             status::SUCCEEDED => "succeeded",
             status::FAILED => "failed",
             _ => "superseded",
         };
+        if solo && let Some(closed) = self.request_close_solo(iid, request_id, field, now).await? {
+            return Ok(Some((closed, false)));
+        }
         let out = self
             .client
             .update_item()
@@ -101,6 +106,35 @@ impl Store {
         let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()? else { return Ok(None) };
         let closed = self.request_finalize_if_complete(iid, &row, now).await?;
         Ok(closed.map(|s| (s, row.method == Self::OFFBOARD)))
+    }
+
+    /// Counts the only job of a request and closes it in one write, if the request still has one
+    /// job and no fan-out (`None` otherwise: the caller counts it the general way).
+    async fn request_close_solo(
+        &self,
+        iid: &str,
+        request_id: &str,
+        field: &str,
+        now: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
+        // `final_status` of a request with one job: failed if it failed, else succeeded.
+        let final_status = if field == "failed" { status::FAILED } else { status::SUCCEEDED };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
+            .update_expression(format!("ADD {field} :one SET #status = :status, finished_at = :now"))
+            .condition_expression("attribute_exists(#pk) AND #total = :one AND attribute_not_exists(fanout_pending)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":status", s(final_status))
+            .expression_attribute_values(":now", s(now))
+            .send()
+            .await;
+        Ok(StoreError::conditional("UpdateItem", out)?.map(|_| final_status))
     }
 
     /// Sets a request's final status once every job is counted and no fan-out is pending;
