@@ -17,11 +17,20 @@ pub struct Counter {
     count: Arc<AtomicUsize>,
     /// The operations, in order (`Query`, `TransactWriteItems`, `SendMessageBatch`…).
     operations: Arc<Mutex<Vec<String>>>,
+    /// Each call's request body (the AWS JSON protocol), for capacity estimates.
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Counter {
     pub fn get(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The calls made since `since` were counted: operation and request body.
+    pub fn calls_since(&self, since: usize) -> Vec<(String, Vec<u8>)> {
+        let ops = self.operations.lock().expect("lock").iter().skip(since).cloned().collect::<Vec<_>>();
+        let bodies = self.bodies.lock().expect("lock").iter().skip(since).cloned().collect::<Vec<_>>();
+        ops.into_iter().zip(bodies).collect()
     }
 
     /// The operations made since `since` calls were counted.
@@ -51,7 +60,10 @@ impl Intercept for Counter {
         if operation == "UpdateItem" && body.windows(6).any(|w| w == b"LIMIT#") {
             operation.push_str(LEASE);
         }
-        self.operations.lock().expect("lock").push(operation);
+        // Both under the operations' lock, so that concurrent calls keep their pairs.
+        let mut operations = self.operations.lock().expect("lock");
+        self.bodies.lock().expect("lock").push(body.to_vec());
+        operations.push(operation);
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! `template.yaml`, then exports `AWS_ENDPOINT_URL`, `IDLCM_TABLE` and `IDLCM_JOBS_QUEUE_URL`.
 
 pub mod aws_calls;
+pub mod capacity;
 pub mod demo_app;
 pub mod event_source;
 pub mod openapi;
