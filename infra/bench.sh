@@ -31,6 +31,9 @@ cargo bench --workspace --bench activity_list "$@"
 # time until every member is applied (the BENCH lines).
 cargo test --workspace --test fanout bench_role_group_rename_answer_time_by_size -- --ignored --nocapture 2>&1 |
   grep -E '^BENCH|test result|panicked'
+# Fairness: another integration's single change while a 2,000-job push drains (the BENCH line).
+cargo test --workspace --test fanout bench_another_integrations_change_while_a_push_drains -- --ignored --nocapture 2>&1 |
+  grep -E '^BENCH|test result|panicked'
 # Resync of 1,000 provisioned users, 10 changed in the app: the time of a report and of a
 # correction, and the app calls each made (the BENCH lines).
 cargo test --workspace --test resync bench_resync_of_1000_users -- --ignored --nocapture 2>&1 |
@@ -39,9 +42,11 @@ cargo test --workspace --test resync bench_resync_of_1000_users -- --ignored --n
 # the peak heap of each listing (the "listing:" lines).
 cargo test --workspace --test hostile listing_at_20000_users -- --ignored --nocapture 2>&1 |
   grep -E '^listing:|test result|panicked'
-# The AWS calls of one single-user change on the request path and in the worker (the BUDGET
-# lines; the test fails when a change exceeds its budget), and jobs per second through the
+# The AWS calls, capacity units, log bytes and list price of one single-user change (the
+# BUDGET lines; the test fails when a change exceeds its budget), the per-integration limit
+# under load (the LIMITS line), and jobs per second through the
 # worker one job at a time and concurrent, against an app taking 100 ms per call (the BENCH
 # lines). BENCHMARKS.md records the figures.
 cargo test --workspace --test budgets -- --include-ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^BUDGET|^BENCH|test result|panicked'
+cargo test --workspace --test limits -- --nocapture 2>&1 | grep -E '^LIMITS|test result|panicked'

@@ -114,7 +114,7 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     println!("rename of a {n}-member role group answered in {} ms with {calls} AWS calls", answered.as_millis());
     assert!(calls <= 12, "the rename's request path does not grow with the group: {calls} AWS calls");
     if cut_rename {
-        cut_off_first_page(&w, Duration::from_millis(700)).await;
+        cut_off_first_page(&w, Duration::from_millis(150)).await;
         resume(&w).await;
     }
     let took = drain(&w).await;
@@ -126,7 +126,7 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     let (s, v) = w.call("DELETE", &format!("/Groups/{gid}"), None).await;
     assert_eq!(s, 204, "{v}");
     if cut_delete {
-        cut_off_first_page(&w, Duration::from_millis(700)).await;
+        cut_off_first_page(&w, Duration::from_millis(150)).await;
         resume(&w).await;
     }
     drain(&w).await;
@@ -202,4 +202,48 @@ async fn bench_role_group_rename_answer_time_by_size() {
             (answered + applied).as_millis()
         );
     }
+}
+
+/// `make bench`: fairness. While integration A drains the re-plan of a 2,000-member role group
+/// (its jobs written 100 per page, each page's message behind the jobs of the page before),
+/// integration B creates one user; the figure is the time from B's 201 to its job applied.
+#[tokio::test]
+#[ignore = "minutes long: run by make bench"]
+async fn bench_another_integrations_change_while_a_push_drains() {
+    const MEMBERS: usize = 2000;
+    let w = World::new().await;
+    let gid = w.create_group("App Admins").await;
+    w.seed_provisioned(Some((&gid, "App Admins")), MEMBERS).await;
+    let b = w
+        .stack
+        .create_integration_with(idlcm_tests::demo_integration("B", &w.demo.url, idlcm_tests::world::DEMO_KEY))
+        .await;
+    let (s, _) = w
+        .call(
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "replace", "path": "displayName", "value": "App Users"}]))),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (store, run) = (w.stack.store(), handler(w.worker.clone()));
+    let pushed = Instant::now();
+    // A drains for 5 s, then B's change arrives behind whatever A has queued.
+    while pushed.elapsed() < Duration::from_secs(5) {
+        w.source.poll_once(&run).await.expect("poll");
+    }
+    let (s, _) = b.call(&w.stack.http, "POST", "/Users", Some(idlcm_tests::world::user_body("fair@example.com"))).await;
+    assert_eq!(s, 201);
+    let asked = Instant::now();
+    while !idlcm_tests::world::all_jobs_done(&store, &b.id).await {
+        assert!(asked.elapsed() < Duration::from_secs(1800), "B's change was not applied in 30 minutes");
+        w.source.poll_once(&run).await.expect("poll");
+    }
+    let waited = asked.elapsed();
+    let a_applied = w.demo.users().await.iter().filter(|u| u.role.as_deref() == Some("user")).count();
+    println!(
+        "BENCH fairness: B's single change applied {} ms after its 201, while A's {MEMBERS}-job push drained ({a_applied} of A's applied by then; B's change came {} s into the push)",
+        waited.as_millis(),
+        (asked - pushed).as_secs()
+    );
 }

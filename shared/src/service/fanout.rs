@@ -17,8 +17,11 @@ use crate::store::fanout::{FanoutMode, FanoutRow};
 use crate::store::resources::Kind;
 use crate::store::{Store, StoreError};
 
-/// Members per page: one page is a few reads and about five transactions, seconds of work.
-pub const PAGE: i32 = 200;
+/// Members per page: one page is a few reads and a few transactions, seconds of work. The
+/// page also bounds fairness: a page's jobs are queued before the next page's message, so a
+/// change of another integration (or user) waits behind at most one page of this push's jobs
+/// (BENCHMARKS.md "Fairness").
+pub const PAGE: i32 = 100;
 
 /// Users per transaction: each writes its assignment and its job, plus the request's count.
 const USERS_PER_TRANSACTION: usize = 49;

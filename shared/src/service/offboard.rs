@@ -2,7 +2,7 @@
 //! `DELETE /admin/integrations/{id}?deprovision=true[&mode=deactivate]`. One transaction marks
 //! the integration offboarding, clears its SCIM tokens, removes it from its owners, and writes
 //! the `OFFBOARD` Activity request, its fan-out task and the audit entry. The fan-out then plans,
-//! 200 users per queue message, a deprovision (or a deactivation) of every managed user, as
+//! 100 users per queue message, a deprovision (or a deactivation) of every managed user, as
 //! ordinary jobs the worker carries to the app with its usual retries. When the request has
 //! succeeded the integration is purged (`crate::offboard`).
 //!
@@ -27,7 +27,8 @@ use crate::store::provisioning::{AssignRow, status};
 use crate::store::{Store, keys};
 
 /// Users planned per message.
-pub const PAGE: i32 = 200;
+/// As `fanout::PAGE`: at most one page of jobs ahead of any other change.
+pub const PAGE: i32 = super::fanout::PAGE;
 
 /// Users per transaction: each writes its assignment and its job, plus the request's count.
 const USERS_PER_TRANSACTION: usize = 49;

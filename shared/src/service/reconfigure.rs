@@ -2,7 +2,7 @@
 //! `roles` or `attributes`): docs/contract.md "Resync and drift". Saving such a configuration
 //! commits, in one transaction, the new configuration, an Activity request (`RECONFIGURE`)
 //! and a task (`store::fanout`, mode `Reconfigure`); the users are then planned again behind
-//! the answer, 200 per queue message, exactly as a renamed role group's members are
+//! the answer, 100 per queue message, exactly as a renamed role group's members are
 //! (`fanout::replan`): a user whose assignment does not change gets no job, and a page run
 //! again finds nothing left to do. `?dry_run=true` plans the same way, saves and sends nothing,
 //! and answers the counts and a sample.
@@ -21,7 +21,8 @@ use crate::store::Store;
 use crate::store::fanout::{FanoutMode, FanoutRow};
 
 /// Users planned per message (and per read in a dry run).
-pub const PAGE: i32 = 200;
+/// As `fanout::PAGE`: at most one page of jobs ahead of any other change.
+pub const PAGE: i32 = super::fanout::PAGE;
 
 /// Changes a dry run shows in full.
 pub const SAMPLE: usize = 10;
