@@ -68,29 +68,7 @@ impl Store {
 
     /// Every integration, by id (one key-range query on `gsi1`).
     pub async fn list_integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("#g = :g")
-                .expression_attribute_names("#g", keys::GSI1_PK)
-                .expression_attribute_values(":g", super::s(keys::INTEGRATIONS_GSI_PK))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?);
-            }
-            match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
-        }
+        self.gsi1_all(keys::INTEGRATIONS_GSI_PK).await
     }
 
     /// Replaces an integration's name and configuration (tokens untouched).

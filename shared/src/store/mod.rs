@@ -230,6 +230,33 @@ impl Store {
         }
     }
 
+    /// Every row of one `gsi1` partition (integrations, owners), page after page.
+    pub(crate) async fn gsi1_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#g = :g")
+                .expression_attribute_names("#g", keys::GSI1_PK)
+                .expression_attribute_values(":g", s(partition))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?);
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// BatchGetItem in chunks of 100, retrying unprocessed keys.
     pub async fn batch_get(&self, mut keys_: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         // BatchGetItem refuses a request that names one key twice (two role mappings of one

@@ -98,29 +98,7 @@ impl Store {
 
     /// Every owner, by id (one key-range query on `gsi1`).
     pub async fn list_owners(&self) -> Result<Vec<OwnerRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("#g = :g")
-                .expression_attribute_names("#g", keys::GSI1_PK)
-                .expression_attribute_values(":g", s(keys::OWNERS_GSI_PK))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
-        }
+        self.gsi1_all(keys::OWNERS_GSI_PK).await
     }
 
     /// Replaces an owner's name and integrations, only if it is still as read (`old`).
