@@ -43,10 +43,6 @@ pub async fn end(
         return Ok(false);
     }
     crate::notify::queue_for(store, queue, job, outcome.status, finished).await;
-    if let Err(e) = crate::offboard::after_job(store, queue, job, finished).await {
-        // The job stays finished; the sweeper starts the purge (`resume_offboards`).
-        tracing::warn!(error = %e, "starting an offboarded integration's purge failed; the sweeper will");
-    }
     let iid = job.integration_id.as_str();
     let applied = store.get_applied(iid, &job.user_id).await?;
     let pending = applied.as_ref().filter(|a| a.pending_job.as_deref() == Some(job.id.as_str()));
@@ -72,6 +68,11 @@ pub async fn end(
         }
     }
     wake(store, queue, iid, &job.user_id).await?;
+    // Last, after every write of this job: the purge may follow at once.
+    if let Err(e) = crate::offboard::after_job(store, queue, job, finished).await {
+        // The job stays finished; the sweeper starts the purge (`resume_offboards`).
+        tracing::warn!(error = %e, "starting an offboarded integration's purge failed; the sweeper will");
+    }
     Ok(true)
 }
 

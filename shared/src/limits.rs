@@ -22,11 +22,28 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 50;
 pub const DEFAULT_BURST: u32 = 500;
 
 /// `limits: { "requests_per_second", "burst" }` of an integration.
+/// Either key may be left out: the rate defaults to 50, the burst to ten seconds of the rate
+/// (at least 500 when the rate is the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "LimitsJson")]
 pub struct Limits {
     pub requests_per_second: u32,
     pub burst: u32,
+}
+
+/// `limits` as written, keys optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsJson {
+    requests_per_second: Option<u32>,
+    burst: Option<u32>,
+}
+
+impl From<LimitsJson> for Limits {
+    fn from(j: LimitsJson) -> Self {
+        let requests_per_second = j.requests_per_second.unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
+        Limits { requests_per_second, burst: j.burst.unwrap_or(requests_per_second.saturating_mul(10)) }
+    }
 }
 
 impl Default for Limits {

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 
 use super::*;
 
-/// The shared count, as `store::limits` keeps it: a lease takes `take` if it fits, else what
-/// is left.
+/// The shared count, as `store::limits` keeps it: a lease takes `take` if it fits, else one if
+/// that fits, else nothing.
 #[derive(Default)]
 struct Shared {
     used: HashMap<u64, u64>,
@@ -14,7 +14,13 @@ impl Shared {
     fn lease(&mut self, window: u64, take: u64, cap: u64) -> u64 {
         self.leases += 1;
         let used = self.used.entry(window).or_default();
-        let granted = take.min(cap - *used);
+        let granted = if *used + take <= cap {
+            take
+        } else if *used < cap {
+            1
+        } else {
+            0
+        };
         *used += granted;
         granted
     }
@@ -126,4 +132,16 @@ fn concurrent_leases_of_one_instance_serve_each_other() {
         }
     }
     assert_eq!(admitted, 49, "the window's 500 are held by this instance: all pass");
+}
+
+#[test]
+fn either_key_may_be_left_out() {
+    let parse = |v: serde_json::Value| serde_json::from_value::<Limits>(v);
+    assert_eq!(parse(serde_json::json!({})).unwrap(), Limits::default());
+    assert_eq!(
+        parse(serde_json::json!({"requests_per_second": 100})).unwrap(),
+        Limits { requests_per_second: 100, burst: 1000 }
+    );
+    assert_eq!(parse(serde_json::json!({"burst": 60})).unwrap().requests_per_second, 50);
+    assert!(parse(serde_json::json!({"rate": 5})).is_err(), "a misspelt key is refused");
 }

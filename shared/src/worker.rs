@@ -384,6 +384,12 @@ impl Worker {
         let assign = context.assign;
         let desired_seq = assign.as_ref().map_or(0, |a| a.seq);
         let desired = assign.as_ref().and_then(|a| a.desired());
+        // An integration being offboarded: whatever job this is (one of the offboarding, or a
+        // change committed just before its tokens stopped), the user ends as offboarding wants.
+        let desired = match &record.offboarding {
+            Some(off) => off.mode.target(desired),
+            None => desired,
+        };
         let mut applied_row = context.applied;
         // A delivery of this user that the app has not confirmed yet: what the app holds is
         // not known until it is, so this job waits its turn (level-triggered: when it runs, it

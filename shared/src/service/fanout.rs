@@ -40,8 +40,9 @@ pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutM
         FanoutMode::Offboard => return super::offboard::run_step(store, queue, &task).await,
         FanoutMode::Replan | FanoutMode::Delete => {}
     }
-    let Some(record) = store.get_integration(iid).await? else {
-        // The integration is gone: nothing to plan for; the task and its request end.
+    let Some(record) = store.get_integration(iid).await?.filter(|r| r.offboarding.is_none()) else {
+        // The integration is gone, or being offboarded (a re-plan could put back what
+        // offboarding removes): nothing to plan for; the task and its request end.
         if let Some(request_id) = &task.request_id {
             store.request_fanout_done(iid, request_id, &crate::time::now()).await?;
         }

@@ -11,6 +11,8 @@
 //! sweeper's re-send of the task; a failed job leaves the integration offboarding, visible in
 //! Activity, until it is retried or the integration is deleted without `deprovision`.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use super::audit::Actor;
@@ -33,17 +35,25 @@ pub const PAGE: i32 = super::fanout::PAGE;
 /// Users per transaction: each writes its assignment and its job, plus the request's count.
 const USERS_PER_TRANSACTION: usize = 49;
 
-/// What offboarding plans for these users: every one the app holds an account for gets its
-/// desired assignment set to none (deprovision) or inactive (deactivate). A user with nothing
-/// in the app (or already inactive, when deactivating) gets no job.
-pub fn plan(rows: &[AssignRow], mode: OffboardMode) -> Vec<UserPlan> {
+/// What offboarding plans for these users: each one the app holds an account for, or will
+/// once a queued job runs, gets its desired assignment set to the mode's target (none, or
+/// inactive). "Holds" is what was last applied, else the desired state: a user whose desired
+/// state is already gone but whose account is still there (a deprovision that failed or waits)
+/// gets a job too. A user with nothing in the app and nothing coming (or already inactive,
+/// when deactivating) gets none, and so does a user whose assignment was written since the
+/// offboarding began (`since`): planned already by a page run before, or changed by a SCIM
+/// write in flight, whose own job the worker turns into the offboarding's target.
+pub fn plan(
+    rows: &[AssignRow],
+    applied: &HashMap<String, Assignment>,
+    mode: OffboardMode,
+    since: &str,
+) -> Vec<UserPlan> {
     rows.iter()
+        .filter(|row| row.updated_at.as_str() < since)
         .filter_map(|row| {
-            let before = row.desired();
-            let after = match mode {
-                OffboardMode::Deprovision => None,
-                OffboardMode::Deactivate => before.clone().map(|a| Assignment { active: false, ..a }),
-            };
+            let before = applied.get(&row.user_id).cloned().or_else(|| row.desired());
+            let after = mode.target(before.clone());
             let plan = UserPlan {
                 user_id: row.user_id.clone(),
                 user_name: None,
@@ -126,7 +136,10 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
     let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
     let mode = task.offboard.unwrap_or(OffboardMode::Deprovision);
     let (rows, more) = store.assign_page(iid, task.cursor.as_deref(), PAGE).await?;
-    let plans = plan(&rows, mode);
+    let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
+    let applied = store.applied_states(iid, &ids).await?;
+    let since = record.offboarding.as_ref().map_or("", |o| o.started_at.as_str());
+    let plans = plan(&rows, &applied, mode, since);
     for chunk in plans.chunks(USERS_PER_TRANSACTION) {
         let first = store.request_reserve_jobs(iid, &request_id, chunk.len()).await?;
         let mut provision = Provision::continuing(ctx, &request_id, first);

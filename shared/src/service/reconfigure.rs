@@ -65,7 +65,8 @@ pub async fn save_and_replan(
 /// save has its own request, and a user already planned by it gets no second job here).
 pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimResult<()> {
     let iid = task.integration_id.as_str();
-    let Some(record) = store.get_integration(iid).await? else {
+    // Gone, or being offboarded (a re-plan could put back what offboarding removes): ends.
+    let Some(record) = store.get_integration(iid).await?.filter(|r| r.offboarding.is_none()) else {
         if let Some(request_id) = &task.request_id {
             store.request_fanout_done(iid, request_id, &now()).await?;
         }

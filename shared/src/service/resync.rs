@@ -146,7 +146,7 @@ pub async fn begin(store: &Store, queue: &Queue, iid: &str, mode: &str) -> ScimR
 /// period, and the next period's run starts it. Returns how many started.
 pub async fn start_scheduled(store: &Store, queue: &Queue) -> ScimResult<usize> {
     let mut started = 0;
-    for record in store.list_integrations().await? {
+    for record in store.list_integrations().await?.into_iter().filter(|r| r.offboarding.is_none()) {
         let Ok(config) = IntegrationConfig::from_json(record.config_json()) else { continue };
         let Some(schedule) = config.resync else { continue };
         let at = now();
@@ -171,7 +171,8 @@ pub async fn run_step(store: &Store, queue: &Queue, app: AppAccess<'_>, task: &F
         store.fanout_finish(task).await?;
         return Ok(());
     };
-    let Some(record) = store.get_integration(iid).await? else {
+    // Gone, or being offboarded (a correction could put back what offboarding removes): ends.
+    let Some(record) = store.get_integration(iid).await?.filter(|r| r.offboarding.is_none()) else {
         store.request_fanout_done(iid, &request_id, &now()).await?;
         store.resync_delete_parts(iid, &task.id).await?;
         store.fanout_finish(task).await?;

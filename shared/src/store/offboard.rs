@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, key, keys, s};
+use crate::assignment::Assignment;
 
 /// What offboarding does to each managed user in the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +25,15 @@ impl OffboardMode {
             "deprovision" => Some(Self::Deprovision),
             "deactivate" => Some(Self::Deactivate),
             _ => None,
+        }
+    }
+
+    /// What a user should hold in the app once offboarded, given what it holds or should
+    /// hold now: nothing (deprovision), or the same, inactive (deactivate).
+    pub fn target(self, current: Option<Assignment>) -> Option<Assignment> {
+        match self {
+            Self::Deprovision => None,
+            Self::Deactivate => current.map(|a| Assignment { active: false, ..a }),
         }
     }
 
@@ -75,12 +85,16 @@ impl Store {
                 continue;
             }
             let rest = owner.integrations.iter().filter(|i| *i != iid).map(|i| s(i.as_str())).collect();
+            let read = owner.integrations.iter().map(|i| s(i.as_str())).collect();
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(owner.pk.clone(), owner.sk.clone())))
                 .update_expression("SET integrations = :list")
-                .condition_expression("token_hash = :hash")
+                // As read: a concurrent change of the owner's list fails the commit (retried by
+                // the caller) instead of being overwritten.
+                .condition_expression("token_hash = :hash AND integrations = :read")
                 .expression_attribute_values(":list", AttributeValue::L(rest))
+                .expression_attribute_values(":read", AttributeValue::L(read))
                 .expression_attribute_values(":hash", s(&owner.token_hash))
                 .build()
                 .map_err(malformed)?;

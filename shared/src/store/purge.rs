@@ -58,7 +58,9 @@ impl Store {
         actions.extend(extra);
         match self.transact(actions).await {
             Ok(()) => Ok(true),
-            Err(StoreError::Cancelled(_)) => Ok(false),
+            // The configuration was gone; any other cancellation (an owner changed meanwhile,
+            // a conflict) is an error the caller sees and may retry.
+            Err(e) if e.condition_failed_at(0) => Ok(false),
             Err(e) => Err(e),
         }
     }

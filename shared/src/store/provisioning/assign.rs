@@ -89,6 +89,24 @@ impl Store {
         self.get(keys::integration_pk(iid), keys::applied_sk(user_id)).await?.map(from_item).transpose()
     }
 
+    /// What the app last held for each of these users (one BatchGetItem per 100), by user id;
+    /// users the app holds nothing for are left out.
+    pub async fn applied_states(
+        &self,
+        iid: &str,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Assignment>, StoreError> {
+        let pk = keys::integration_pk(iid);
+        let mut out = HashMap::new();
+        for item in self.batch_get(user_ids.iter().map(|u| key(pk.clone(), keys::applied_sk(u))).collect()).await? {
+            let row: AppliedRow = from_item(item)?;
+            if let Some(state) = row.applied() {
+                out.insert(row.user_id, state);
+            }
+        }
+        Ok(out)
+    }
+
     /// Records what the app now holds, unless a newer state was recorded already.
     pub async fn put_applied(&self, row: &AppliedRow) -> Result<bool, StoreError> {
         let result = self
