@@ -29,7 +29,7 @@ use crate::store::provisioning::{AssignRow, status};
 use crate::store::{Store, keys};
 
 /// Users planned per message.
-/// As `fanout::PAGE`: at most one page of jobs ahead of any other change.
+/// As `fanout::PAGE`, so at most one page of jobs is ahead of any other change.
 pub const PAGE: i32 = super::fanout::PAGE;
 
 /// Users per transaction: each writes its assignment and its job, plus the request's count.

@@ -21,7 +21,7 @@ use crate::store::Store;
 use crate::store::fanout::{FanoutMode, FanoutRow};
 
 /// Users planned per message (and per read in a dry run).
-/// As `fanout::PAGE`: at most one page of jobs ahead of any other change.
+/// As `fanout::PAGE`, so at most one page of jobs is ahead of any other change.
 pub const PAGE: i32 = super::fanout::PAGE;
 
 /// Changes a dry run shows in full.
