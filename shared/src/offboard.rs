@@ -16,7 +16,7 @@ pub async fn start_purge(
     store: &Store,
     queue: &Queue,
     iid: &str,
-    extra: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    extra: Vec<crate::store::plan::Write>,
 ) -> Result<bool, StoreError> {
     if !store.delete_integration_and_purge(iid, &crate::time::now(), extra).await? {
         return Ok(false);

@@ -11,6 +11,7 @@ use crate::queue::Queue;
 use crate::store::Store;
 use crate::store::integrations::IntegrationRecord;
 use crate::store::offboard::OffboardMode;
+use crate::store::plan::Write;
 
 /// Checks an integration configuration (docs/contract.md "Integration configuration"); returns its name and the JSON to store
 /// (as given: keys added by later versions keep their meaning).
@@ -237,8 +238,8 @@ pub async fn delete_integration(
     }
     let mut entry = audit::entry(store, actor, "integration.delete", Some(id), changes);
     entry.pk = crate::store::keys::AUDIT_PK.to_string();
-    let mut extra = vec![store.audit_put(&entry)?];
-    extra.extend(store.owners_drop_actions(id).await?);
+    let mut extra = vec![Write::Audit(Box::new(entry))];
+    extra.extend(store.owners_drop(id).await?);
     if !crate::offboard::start_purge(store, queue, id, extra).await? {
         return Err(ScimError::not_found("no such integration"));
     }

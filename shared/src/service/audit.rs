@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::Reply;
 use crate::error::{ScimError, ScimResult};
 use crate::store::audit::AuditRow;
+use crate::store::plan::Write;
 use crate::store::{Item, Store, keys};
 
 /// The caller of an admin route: the admin, or an owner of some integrations.
@@ -86,11 +87,7 @@ pub fn entry(store: &Store, actor: &Actor, action: &str, iid: Option<&str>, chan
 /// it succeeded. A failure to record is logged and counted, and the action's answer stands.
 pub async fn record(store: &Store, actor: &Actor, action: &str, iid: Option<&str>, changes: Map<String, Value>) {
     let row = entry(store, actor, action, iid, changes);
-    let result = match store.audit_put(&row) {
-        Ok(put) => store.transact(vec![put]).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
+    if let Err(e) = store.commit(&[Write::Audit(Box::new(row))]).await {
         tracing::error!(action, error = %e, "audit entry not written");
         crate::metrics::emit(&[], &[("AuditWriteFailed", crate::metrics::Unit::Count, 1.0)]);
     }

@@ -14,6 +14,7 @@ use crate::error::ScimResult;
 use crate::integration::IntegrationConfig;
 use crate::queue::{FanoutMessage, Queue};
 use crate::store::fanout::{FanoutMode, FanoutRow};
+use crate::store::plan::Write;
 use crate::store::resources::Kind;
 use crate::store::{Store, StoreError};
 
@@ -63,11 +64,11 @@ pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutM
         replan(ctx, &task, request_id, &members).await?;
     }
     if task.mode == FanoutMode::Delete && !members.is_empty() {
-        let mut deletes = Vec::with_capacity(members.len() * 2);
-        for u in &members {
-            deletes.extend(store.member_deletes(iid, &task.group_id, u)?);
-        }
-        store.transact_chunked(deletes).await?;
+        let deletes: Vec<Write> = members
+            .iter()
+            .map(|u| Write::NotMember { iid: iid.to_string(), group_id: task.group_id.clone(), user_id: u.clone() })
+            .collect();
+        store.commit_in_chunks(&deletes).await?;
     }
     let now = crate::time::now();
     if more {
@@ -149,24 +150,14 @@ pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, mem
             }
             let first = store.request_reserve_jobs(iid, request_id, changed.len()).await?;
             let mut provision = Provision::continuing(ctx, request_id, first);
-            let mut actions = Vec::with_capacity(changed.len() * 2 + 1);
-            let mut messages = Vec::with_capacity(changed.len());
-            for plan in changed {
-                let ua = provision.user_actions(plan)?;
-                actions.extend(ua.actions);
-                messages.extend(ua.message);
-            }
-            actions.push(store.request_total_action(iid, request_id, messages.len())?);
-            match store.transact(actions).await {
+            let (writes, messages) = provision.users_writes(changed);
+            match store.commit(&writes).await {
                 Ok(()) => {
                     provision.committed(messages);
-                    provision.send().await;
+                    provision.send(ctx.queue).await;
                     break;
                 }
-                Err(StoreError::Cancelled(reasons))
-                    if attempt < WRITE_ATTEMPTS
-                        && reasons.iter().any(|r| r.as_deref() == Some("ConditionalCheckFailed")) =>
-                {
+                Err(e) if attempt < WRITE_ATTEMPTS && e.lost_race() => {
                     // A concurrent change to one of these users: plan them again.
                     continue;
                 }

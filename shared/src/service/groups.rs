@@ -2,12 +2,11 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value, json};
 
-use super::provision::{Affected, Provision, RoleGroups, UserActions, UserPlan, plan_group_change};
+use super::provision::{Affected, Provision, RoleGroups, UserPlan, UserWrites, plan_group_change};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::queue::FanoutMessage;
@@ -15,6 +14,7 @@ use crate::scim::patch::{self, MemberDelta};
 use crate::scim::resource::{Projection, check_required, member_displays, normalise, take_members};
 use crate::scim::schema::GROUP_TYPE;
 use crate::store::fanout::{FanoutMode, FanoutRow};
+use crate::store::plan::{Write, actions_in, cut};
 use crate::store::resources::{Kind, Stored, WriteError};
 use crate::store::{MAX_TRANSACTION_ITEMS, StoreError};
 
@@ -146,21 +146,27 @@ fn display_name(doc: &Map<String, Value>) -> Option<&str> {
     doc.get("displayName").and_then(Value::as_str)
 }
 
-/// One user's share of a group change: their member rows, whether they are a member
-/// afterwards, and (when their assignment may change) their assignment actions.
+/// One user's share of a group change: their member row, whether they are a member
+/// afterwards, and (when their assignment may change) their assignment writes.
+#[derive(Debug)]
 struct Bundle {
     user_id: String,
     member_after: bool,
-    rows: Vec<TransactWriteItem>,
-    assignment: Option<UserActions>,
+    row: Write,
+    assignment: Option<UserWrites>,
 }
 
 impl Bundle {
-    fn len(&self) -> usize {
-        self.rows.len() + self.assignment.as_ref().map_or(0, |a| a.actions.len())
+    /// The most actions this bundle can take, re-planned or not: its member rows, and with an
+    /// assignment its `ASSIGN#` row and a job (a re-plan after a lost race may add one).
+    fn max_len(&self) -> usize {
+        self.row.actions() + if self.assignment.is_some() { 2 } else { 0 }
     }
-    fn actions(&self) -> impl Iterator<Item = TransactWriteItem> + '_ {
-        self.rows.iter().cloned().chain(self.assignment.iter().flat_map(|a| a.actions.iter().cloned()))
+    fn writes(&self) -> impl Iterator<Item = Write> + '_ {
+        std::iter::once(self.row.clone()).chain(self.assignment.iter().flat_map(|a| a.writes.iter().cloned()))
+    }
+    fn has_job(&self) -> bool {
+        self.assignment.as_ref().is_some_and(|a| a.message.is_some())
     }
 }
 
@@ -203,23 +209,44 @@ async fn member_bundles(
             "group change names members that are not users here; ignored"
         );
     }
+    Ok(member_changes(ctx.integration_id, group_id, delta, current, &users, displays))
+}
+
+/// The rule of [`member_bundles`]: users (that exist) the delta adds and `current` lacks
+/// become members; users it removes, and with a reset every current member it does not keep,
+/// stop being members.
+fn member_changes(
+    iid: &str,
+    group_id: &str,
+    delta: &MemberDelta,
+    current: Option<&[String]>,
+    users: &HashSet<String>,
+    displays: &Displays,
+) -> Vec<Bundle> {
+    let bundle = |id: &str, member_after: bool, row: Write| Bundle {
+        user_id: id.to_string(),
+        member_after,
+        row,
+        assignment: None,
+    };
     let mut out = Vec::new();
-    for id in adds.iter().filter(|id| users.contains(*id)) {
+    for (id, _) in delta.set.iter().filter(|(id, m)| *m && users.contains(id)) {
         if current.is_some_and(|c| c.contains(id)) {
             continue;
         }
-        let rows = ctx.store.member_puts(ctx.integration_id, group_id, id, displays.get(id).map(String::as_str))?;
-        out.push(Bundle { user_id: id.clone(), member_after: true, rows: rows.into(), assignment: None });
+        let display = displays.get(id).cloned();
+        let row = Write::Member { iid: iid.to_string(), group_id: group_id.to_string(), user_id: id.clone(), display };
+        out.push(bundle(id, true, row));
     }
     let mut removes: Vec<&String> = delta.set.iter().filter(|(_, m)| !*m).map(|(id, _)| id).collect();
     if delta.reset {
         removes.extend(current.unwrap_or_default().iter().filter(|id| !users.contains(*id)));
     }
     for id in removes {
-        let rows = ctx.store.member_deletes(ctx.integration_id, group_id, id)?;
-        out.push(Bundle { user_id: id.clone(), member_after: false, rows: rows.into(), assignment: None });
+        let row = Write::NotMember { iid: iid.to_string(), group_id: group_id.to_string(), user_id: id.clone() };
+        out.push(bundle(id, false, row));
     }
-    Ok(out)
+    out
 }
 
 /// Plans the assignment actions of the members this change lists. When the change moves every
@@ -227,7 +254,7 @@ async fn member_bundles(
 /// (`service::fanout`), whatever the group's size.
 async fn plan_assignments(
     ctx: Ctx<'_>,
-    provision: &mut Provision<'_>,
+    provision: &mut Provision,
     group_id: &str,
     impact: &Impact<'_>,
     bundles: &mut [Bundle],
@@ -241,7 +268,7 @@ async fn plan_assignments(
 /// (Re)computes the assignment actions of these bundles' users.
 async fn assign(
     ctx: Ctx<'_>,
-    provision: &mut Provision<'_>,
+    provision: &mut Provision,
     group_id: &str,
     impact: &Impact<'_>,
     bundles: Vec<&mut Bundle>,
@@ -251,10 +278,7 @@ async fn assign(
     let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected).await?;
     let mut by_user: HashMap<String, UserPlan> = plans.into_iter().map(|p| (p.user_id.clone(), p)).collect();
     for b in bundles {
-        b.assignment = match by_user.remove(&b.user_id) {
-            Some(plan) => Some(provision.user_actions(&plan)?),
-            None => None,
-        };
+        b.assignment = by_user.remove(&b.user_id).map(|plan| provision.user_writes(&plan));
     }
     Ok(())
 }
@@ -267,7 +291,7 @@ struct Fanout {
     with_request: bool,
 }
 
-/// Commits a group change: `head` (the group's own write, given extra actions to include)
+/// Commits a group change: `head` (the group's own write, given extra writes to include)
 /// first, with the request row, the fan-out task (if any) and as many user bundles as fit in
 /// one transaction; the other bundles follow in transactions of at most 100 actions. A bundle
 /// that loses a race on a user's assignment is re-planned and retried. Jobs, then the fan-out's
@@ -275,75 +299,55 @@ struct Fanout {
 #[allow(clippy::too_many_arguments, reason = "one commit's parts")]
 async fn commit<T, Fut>(
     ctx: Ctx<'_>,
-    mut provision: Provision<'_>,
+    mut provision: Provision,
     group_id: &str,
     impact: &Impact<'_>,
     head_len: usize,
-    head: impl FnOnce(Vec<TransactWriteItem>) -> Fut,
+    head: impl FnOnce(Vec<Write>) -> Fut,
     bundles: Vec<Bundle>,
     fanout: Option<Fanout>,
 ) -> Result<T, CommitError>
 where
     Fut: Future<Output = Result<T, WriteError>>,
 {
-    let planned = bundles.iter().filter(|b| b.assignment.as_ref().is_some_and(|a| a.message.is_some())).count();
+    let planned = bundles.iter().filter(|b| b.has_job()).count();
     let with_request = fanout.is_some_and(|f| f.with_request);
-    let request = provision.request_action_with(KIND, Some(group_id), planned, with_request)?;
     let task = fanout.map(|f| {
         let request_id = f.with_request.then_some(provision.request_id.as_str());
         FanoutRow::new(ctx.integration_id, group_id, request_id, f.mode, &now())
     });
-    let task_put = task.as_ref().map(|t| ctx.store.fanout_put(t)).transpose()?;
-    let room = MAX_TRANSACTION_ITEMS - head_len - usize::from(request.is_some()) - usize::from(task_put.is_some());
-    let mut rest = bundles.into_iter().peekable();
-    let mut first: Vec<Bundle> = Vec::new();
-    let mut used = 0;
-    while let Some(b) = rest.next_if(|b| used + b.len() <= room) {
-        used += b.len();
-        first.push(b);
-    }
-    let mut extra: Vec<TransactWriteItem> = request.into_iter().chain(task_put).collect();
-    extra.extend(first.iter().flat_map(Bundle::actions));
+    let mut extra: Vec<Write> =
+        provision.request_write(KIND, Some(group_id), planned, with_request).into_iter().collect();
+    extra.extend(task.clone().map(|t| Write::Fanout(Box::new(t))));
+    let sizes: Vec<usize> = bundles.iter().map(Bundle::max_len).collect();
+    let mut cuts = cut(&sizes, MAX_TRANSACTION_ITEMS - head_len - actions_in(&extra)).into_iter();
+    let mut rest = bundles.into_iter();
+    let first: Vec<Bundle> = rest.by_ref().take(cuts.next().unwrap_or(0)).collect();
+    extra.extend(first.iter().flat_map(Bundle::writes));
     let result = head(extra).await?;
     let mut sent_jobs = 0;
     for b in first {
-        sent_jobs += usize::from(b.assignment.as_ref().is_some_and(|a| a.message.is_some()));
+        sent_jobs += usize::from(b.has_job());
         provision.committed(b.assignment.and_then(|a| a.message));
     }
-    let mut rest: Vec<Bundle> = rest.collect();
-    while !rest.is_empty() {
-        let mut chunk = Vec::new();
-        let mut used = 0;
-        while !rest.is_empty() && used + rest[0].len() <= MAX_TRANSACTION_ITEMS {
-            let b = rest.remove(0);
-            used += b.len();
-            chunk.push(b);
-        }
+    for count in cuts {
+        let mut chunk: Vec<Bundle> = rest.by_ref().take(count).collect();
         let mut attempts = 0;
         loop {
-            let actions: Vec<TransactWriteItem> = chunk.iter().flat_map(Bundle::actions).collect();
-            match ctx.store.transact(actions).await {
+            let writes: Vec<Write> = chunk.iter().flat_map(Bundle::writes).collect();
+            match ctx.store.commit(&writes).await {
                 Ok(()) => break,
-                Err(e)
-                    if attempts < WRITE_ATTEMPTS
-                        && matches!(&e, StoreError::Cancelled(r) if r.iter().any(|c| c.as_deref() == Some("ConditionalCheckFailed"))) =>
-                {
+                Err(e) if attempts < WRITE_ATTEMPTS && e.lost_race() => {
                     // A concurrent write changed one of these users' assignment: plan them again.
                     attempts += 1;
-                    assign(
-                        ctx,
-                        &mut provision,
-                        group_id,
-                        impact,
-                        chunk.iter_mut().filter(|b| b.assignment.is_some()).collect(),
-                    )
-                    .await?;
+                    let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
+                    assign(ctx, &mut provision, group_id, impact, again).await?;
                 }
                 Err(e) => return Err(CommitError::Scim(e.into())),
             }
         }
         for b in chunk {
-            sent_jobs += usize::from(b.assignment.as_ref().is_some_and(|a| a.message.is_some()));
+            sent_jobs += usize::from(b.has_job());
             provision.committed(b.assignment.and_then(|a| a.message));
         }
     }
@@ -352,7 +356,7 @@ where
             .request_adjust_total(ctx.integration_id, &provision.request_id, sent_jobs as i64 - planned as i64)
             .await?;
     }
-    provision.send().await;
+    provision.send(ctx.queue).await;
     if let Some(task) = task {
         // Not sent (SQS refused): the sweeper re-sends stalled fan-outs.
         let first =
@@ -458,19 +462,12 @@ async fn write(
             None => {
                 // Members only: bump the version atomically; no read-modify-write of the group.
                 let expect = if_match.map(|_| old.version);
-                let touch = ctx.store.touch_action(ctx.integration_id, KIND, id, &now, expect)?;
-                let head = |extra: Vec<TransactWriteItem>| async {
-                    let mut items = vec![touch];
-                    items.extend(extra);
-                    ctx.store
-                        .transact(items)
-                        .await
-                        .map_err(|e| match &e {
-                            _ if e.condition_failed_at(0) => WriteError::VersionMismatch,
-                            StoreError::Cancelled(_) => WriteError::Contended,
-                            _ => WriteError::Store(e),
-                        })
-                        .map(|()| Stored { version: old.version + 1, last_modified: now.clone(), ..old.clone() })
+                let head = |extra: Vec<Write>| async {
+                    ctx.store.touch_resource(ctx.integration_id, KIND, id, &now, expect, extra).await.map(|()| Stored {
+                        version: old.version + 1,
+                        last_modified: now.clone(),
+                        ..old.clone()
+                    })
                 };
                 commit(ctx, provision, id, &impact, 1, head, bundles, fanout).await
             }
@@ -561,3 +558,7 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
     }
     Err(ScimError::unavailable("too many concurrent changes to this group; retry"))
 }
+
+#[cfg(test)]
+#[path = "groups_tests.rs"]
+mod tests;

@@ -68,13 +68,9 @@ impl Reply {
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
-        match &e {
-            StoreError::Aws { message, .. }
-                if message.contains("Throttl") || message.contains("ProvisionedThroughputExceeded") =>
-            {
-                ScimError::unavailable("the service is busy; retry later")
-            }
-            _ => ScimError::internal("internal storage error"),
+        match e.throttled() {
+            true => ScimError::unavailable("the service is busy; retry later"),
+            false => ScimError::internal("internal storage error"),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::integration::IntegrationConfig;
 use crate::queue::{FanoutMessage, Queue};
 use crate::store::fanout::{FanoutMode, FanoutRow};
 use crate::store::offboard::{OffboardMode, Offboarding};
+use crate::store::plan::Write;
 use crate::store::provisioning::{AssignRow, status};
 use crate::store::{Store, keys};
 
@@ -85,14 +86,14 @@ pub async fn start(
     let mut entry = super::audit::entry(store, actor, "integration.delete", Some(iid), audit_changes);
     // Outside the integration's rows, so that it outlives the purge.
     entry.pk = keys::AUDIT_PK.to_string();
-    let mut actions = vec![
-        store.offboard_start_action(iid, &off)?,
-        store.request_put(&request)?,
-        store.fanout_put(&task)?,
-        store.audit_put(&entry)?,
+    let mut writes = vec![
+        Write::OffboardStart { iid: iid.to_string(), offboarding: off },
+        Write::Request(Box::new(request.clone())),
+        Write::Fanout(Box::new(task.clone())),
+        Write::Audit(Box::new(entry)),
     ];
-    actions.extend(store.owners_drop_actions(iid).await?);
-    match store.transact(actions).await {
+    writes.extend(store.owners_drop(iid).await?);
+    match store.commit(&writes).await {
         Ok(()) => {}
         Err(e) if e.condition_failed_at(0) => {
             return Err(ScimError::new(
@@ -143,19 +144,12 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
     for chunk in plans.chunks(USERS_PER_TRANSACTION) {
         let first = store.request_reserve_jobs(iid, &request_id, chunk.len()).await?;
         let mut provision = Provision::continuing(ctx, &request_id, first);
-        let mut actions = Vec::with_capacity(chunk.len() * 2 + 1);
-        let mut messages = Vec::with_capacity(chunk.len());
-        for plan in chunk {
-            let ua = provision.user_actions(plan)?;
-            actions.extend(ua.actions);
-            messages.extend(ua.message);
-        }
-        actions.push(store.request_total_action(iid, &request_id, messages.len())?);
+        let (writes, messages) = provision.users_writes(chunk.iter());
         // A condition failure (a user changed by a SCIM call still in flight when the tokens
         // stopped) fails the page; it runs again from the re-read rows.
-        store.transact(actions).await?;
+        store.commit(&writes).await?;
         provision.committed(messages);
-        provision.send().await;
+        provision.send(queue).await;
     }
     let at = now();
     if more {

@@ -9,6 +9,7 @@ use crate::auth;
 use crate::error::{ScimError, ScimResult};
 use crate::store::Store;
 use crate::store::owners::OwnerRecord;
+use crate::store::plan::Write;
 
 fn owner_json(o: &OwnerRecord) -> Value {
     json!({ "id": o.id, "name": o.name, "integrations": o.integrations, "created": o.created })
@@ -64,7 +65,7 @@ pub async fn create(store: &Store, actor: &Actor, body: &Value) -> ScimResult<Re
     let owner = OwnerRecord::new(&id, &name, integrations, auth::hash_token(&token), &super::now());
     let changes = audit::changes(&Value::Null, &owner_json(&owner));
     let entry = audit::entry(store, actor, "owner.create", None, changes);
-    store.create_owner(&owner, vec![store.audit_put(&entry)?]).await?;
+    store.create_owner(&owner, vec![Write::Audit(Box::new(entry))]).await?;
     tracing::info!(owner_id = %id, "owner created");
     let mut body = owner_json(&owner);
     body["token"] = json!(token);
@@ -93,7 +94,7 @@ pub async fn update(store: &Store, actor: &Actor, id: &str, body: &Value) -> Sci
     new.name = name.clone();
     new.integrations = integrations.clone();
     let entry = audit::entry(store, actor, "owner.update", None, audit::changes(&owner_json(&old), &owner_json(&new)));
-    store.update_owner(&old, &name, &integrations, vec![store.audit_put(&entry)?]).await.map_err(cancelled)?;
+    store.update_owner(&old, &name, &integrations, vec![Write::Audit(Box::new(entry))]).await.map_err(cancelled)?;
     Ok(Reply::json(200, owner_json(&new)))
 }
 
@@ -102,7 +103,7 @@ pub async fn revoke(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply>
     actor.require_admin()?;
     let old = load(store, id).await?;
     let entry = audit::entry(store, actor, "owner.revoke", None, audit::changes(&owner_json(&old), &Value::Null));
-    store.delete_owner(&old, vec![store.audit_put(&entry)?]).await.map_err(cancelled)?;
+    store.delete_owner(&old, vec![Write::Audit(Box::new(entry))]).await.map_err(cancelled)?;
     tracing::info!(owner_id = %id, "owner revoked");
     Ok(Reply::no_content())
 }
@@ -116,7 +117,7 @@ pub async fn rotate(store: &Store, actor: &Actor, id: &str) -> ScimResult<Reply>
     changes.insert("token".into(), json!({ "before": "***", "after": "*** (new)" }));
     let entry = audit::entry(store, actor, "owner.token.rotate", None, changes);
     store
-        .rotate_owner_token(&old, &auth::hash_token(&token), vec![store.audit_put(&entry)?])
+        .rotate_owner_token(&old, &auth::hash_token(&token), vec![Write::Audit(Box::new(entry))])
         .await
         .map_err(cancelled)?;
     Ok(Reply::json(201, json!({ "id": old.id, "token": token })))

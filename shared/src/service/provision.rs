@@ -5,15 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::{Map, Value};
 
 use super::{Ctx, now};
 use crate::assignment::diff::{Change, diff};
 use crate::assignment::{Assignment, effective::effective};
 use crate::error::ScimResult;
-use crate::queue::JobMessage;
+use crate::integration::IntegrationConfig;
+use crate::queue::{JobMessage, Queue};
 use crate::store::keys;
+use crate::store::plan::Write;
 use crate::store::provisioning::{AssignRow, JobRow, RequestRow, assignment_json, queued_gsi_sk, status};
 use crate::store::resources::{Kind, Stored};
 
@@ -102,15 +103,38 @@ impl UserPlan {
 /// The first job number of a request's fan-out pages (six digits: they sort after inline jobs).
 pub const FANOUT_FIRST_JOB: u64 = 100_000;
 
-/// One user's actions and, if it makes a job, the message to send after the commit.
-pub struct UserActions {
-    pub actions: Vec<TransactWriteItem>,
+/// One user's writes and, if they make a job, the message to send after the commit.
+#[derive(Debug)]
+pub struct UserWrites {
+    pub writes: Vec<Write>,
     pub message: Option<JobMessage>,
 }
 
-/// A provisioning request being built: its jobs and the messages to send after the commit.
-pub struct Provision<'a> {
-    ctx: Ctx<'a>,
+/// Where a provisioning request comes from: the integration and the SCIM call (for the
+/// Activity feed), with the time its rows expire.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub integration_id: String,
+    pub method: String,
+    pub path: String,
+    pub expires_at: i64,
+}
+
+impl Origin {
+    pub fn of(ctx: Ctx<'_>) -> Self {
+        Self {
+            integration_id: ctx.integration_id.to_string(),
+            method: ctx.method.to_string(),
+            path: ctx.path.to_string(),
+            expires_at: ctx.store.expires_at(),
+        }
+    }
+}
+
+/// A provisioning request being planned: its jobs, as writes, and the messages to send after
+/// the commit. Pure: it reads and writes nothing (`send` aside).
+pub struct Provision {
+    origin: Origin,
     pub request_id: String,
     now: String,
     next_job: usize,
@@ -119,34 +143,30 @@ pub struct Provision<'a> {
     solo: bool,
 }
 
-impl<'a> Provision<'a> {
-    pub fn new(ctx: Ctx<'a>) -> Self {
-        Self {
-            ctx,
-            request_id: ulid::Ulid::new().to_string(),
-            now: now(),
-            next_job: 1,
-            messages: Vec::new(),
-            solo: false,
-        }
+impl Provision {
+    pub fn new(ctx: Ctx<'_>) -> Self {
+        Self::planned(Origin::of(ctx), ulid::Ulid::new().to_string(), now(), 1)
     }
 
     /// A request about one user (a SCIM write to a User): at most one job, which closes the
     /// request in the same write as its count (one call fewer in the worker).
-    pub fn for_one_user(ctx: Ctx<'a>) -> Self {
-        Self { solo: true, ..Self::new(ctx) }
+    pub fn for_one_user(ctx: Ctx<'_>) -> Self {
+        Self::new(ctx).alone()
+    }
+
+    /// This request will have at most one job (see [`Self::for_one_user`]).
+    pub fn alone(self) -> Self {
+        Self { solo: true, ..self }
     }
 
     /// More jobs for an existing request (a fan-out page), numbered from `first_job`.
-    pub fn continuing(ctx: Ctx<'a>, request_id: &str, first_job: usize) -> Self {
-        Self {
-            ctx,
-            request_id: request_id.to_string(),
-            now: now(),
-            next_job: first_job,
-            messages: Vec::new(),
-            solo: false,
-        }
+    pub fn continuing(ctx: Ctx<'_>, request_id: &str, first_job: usize) -> Self {
+        Self::planned(Origin::of(ctx), request_id.to_string(), now(), first_job)
+    }
+
+    /// A request with everything given (what the constructors above read from the call).
+    pub fn planned(origin: Origin, request_id: String, now: String, first_job: usize) -> Self {
+        Self { origin, request_id, now, next_job: first_job, messages: Vec::new(), solo: false }
     }
 
     /// Jobs committed so far (to be sent).
@@ -154,25 +174,24 @@ impl<'a> Provision<'a> {
         self.messages.extend(messages);
     }
 
-    /// The actions for one user: the new `ASSIGN#` row (always: it orders concurrent writers)
+    /// The writes for one user: the new `ASSIGN#` row (always: it orders concurrent writers)
     /// and, when the effective assignment changed, a `queued` job and its message (recorded
-    /// with [`Self::committed`] once the actions are committed).
-    pub fn user_actions(&mut self, plan: &UserPlan) -> ScimResult<UserActions> {
-        let ctx = self.ctx;
-        let store = ctx.store;
+    /// with [`Self::committed`] once the writes are committed).
+    pub fn user_writes(&mut self, plan: &UserPlan) -> UserWrites {
+        let iid = self.origin.integration_id.as_str();
         let seq = plan.expect_seq.unwrap_or(0) + 1;
-        let row = AssignRow::new(ctx.integration_id, &plan.user_id, plan.after.as_ref(), seq, &self.now);
-        let mut actions = vec![store.assign_put(&row, plan.expect_seq)?];
+        let row = AssignRow::new(iid, &plan.user_id, plan.after.as_ref(), seq, &self.now);
+        let mut writes = vec![Write::Assign { row, expect_seq: plan.expect_seq }];
         let mut message = None;
         if let Some(change) = plan.change() {
             let job_id = keys::job_id(&self.request_id, self.next_job);
             self.next_job += 1;
             let job = JobRow {
-                pk: keys::integration_pk(ctx.integration_id),
+                pk: keys::integration_pk(iid),
                 sk: keys::job_sk(&job_id),
                 id: job_id.clone(),
                 request_id: self.request_id.clone(),
-                integration_id: ctx.integration_id.to_string(),
+                integration_id: iid.to_string(),
                 user_id: plan.user_id.clone(),
                 user_name: plan.user_name.clone(),
                 action: change.action.as_str().to_string(),
@@ -198,46 +217,38 @@ impl<'a> Provision<'a> {
                 found_app_id: None,
                 solo: self.solo,
                 gsi1pk: Some(keys::QUEUED_GSI_PK.to_string()),
-                gsi1sk: Some(queued_gsi_sk(&self.now, ctx.integration_id, &job_id)),
-                gsi2pk: Some(keys::user_jobs_gsi_pk(ctx.integration_id, &plan.user_id)),
+                gsi1sk: Some(queued_gsi_sk(&self.now, iid, &job_id)),
+                gsi2pk: Some(keys::user_jobs_gsi_pk(iid, &plan.user_id)),
                 gsi2sk: Some(job_id.clone()),
-                expires_at: Some(store.expires_at()),
+                expires_at: Some(self.origin.expires_at),
             };
-            actions.push(store.job_put(&job)?);
-            message = Some(JobMessage::new(ctx.integration_id, &job_id, &plan.user_id));
+            writes.push(Write::Job(Box::new(job)));
+            message = Some(JobMessage::new(iid, &job_id, &plan.user_id));
         }
-        Ok(UserActions { actions, message })
+        UserWrites { writes, message }
     }
 
-    /// The request row, when there are jobs (`total` as planned) or a fan-out will add some.
-    pub fn request_action(
-        &self,
-        resource_type: Kind,
-        resource_id: Option<&str>,
-        total: usize,
-    ) -> ScimResult<Option<TransactWriteItem>> {
-        self.request_action_with(resource_type, resource_id, total, false)
-    }
-
-    pub fn request_action_with(
+    /// The request row, when there are jobs (`total` as planned) or a fan-out will add some
+    /// (`fanout`).
+    pub fn request_write(
         &self,
         resource_type: Kind,
         resource_id: Option<&str>,
         total: usize,
         fanout: bool,
-    ) -> ScimResult<Option<TransactWriteItem>> {
+    ) -> Option<Write> {
         if total == 0 && !fanout {
-            return Ok(None);
+            return None;
         }
-        let ctx = self.ctx;
+        let iid = self.origin.integration_id.as_str();
         let row = RequestRow {
-            pk: keys::integration_pk(ctx.integration_id),
+            pk: keys::integration_pk(iid),
             sk: keys::request_sk(&self.request_id),
             id: self.request_id.clone(),
-            integration_id: ctx.integration_id.to_string(),
+            integration_id: iid.to_string(),
             created_at: self.now.clone(),
-            method: ctx.method.to_string(),
-            path: ctx.path.to_string(),
+            method: self.origin.method.clone(),
+            path: self.origin.path.clone(),
             resource_type: resource_type.name().to_string(),
             resource_id: resource_id.map(str::to_string),
             total: total as u64,
@@ -252,23 +263,47 @@ impl<'a> Provision<'a> {
             // Inline jobs are numbered from 1 (re-plans of a chunked commit may add some);
             // fan-out pages reserve theirs from FANOUT_FIRST_JOB on, so they never collide.
             next_job: Some(FANOUT_FIRST_JOB),
-            gsi1pk: keys::activity_gsi_pk(ctx.integration_id),
+            gsi1pk: keys::activity_gsi_pk(iid),
             gsi1sk: self.request_id.clone(),
-            expires_at: Some(ctx.store.expires_at()),
+            expires_at: Some(self.origin.expires_at),
         };
-        Ok(Some(ctx.store.request_put(&row)?))
+        Some(Write::Request(Box::new(row)))
+    }
+
+    /// The writes of a page of users joining this (existing) request, with its total moved by
+    /// the jobs they make, and the messages to send once they are committed.
+    pub fn users_writes<'p>(&mut self, plans: impl IntoIterator<Item = &'p UserPlan>) -> (Vec<Write>, Vec<JobMessage>) {
+        let mut writes = Vec::new();
+        let mut messages = Vec::new();
+        for plan in plans {
+            let w = self.user_writes(plan);
+            writes.extend(w.writes);
+            messages.extend(w.message);
+        }
+        writes.push(self.count_write(messages.len()));
+        (writes, messages)
+    }
+
+    /// `jobs` more jobs on this (existing) request's total.
+    pub fn count_write(&self, jobs: usize) -> Write {
+        Write::RequestCount {
+            iid: self.origin.integration_id.clone(),
+            request_id: self.request_id.clone(),
+            jobs,
+            drift: false,
+        }
     }
 
     /// After the commit: jobs to SQS. A failed send is logged; the jobs stay `queued` and the
     /// sweeper re-sends them, so the SCIM write still succeeds.
-    pub async fn send(self) {
+    pub async fn send(self, queue: &Queue) {
         if self.messages.is_empty() {
             return;
         }
-        let unsent = self.ctx.queue.send(&self.messages).await;
+        let unsent = queue.send(&self.messages).await;
         tracing::info!(
             provisioning_request_id = %self.request_id,
-            integration_id = %self.ctx.integration_id,
+            integration_id = %self.origin.integration_id,
             jobs = self.messages.len(),
             unsent,
             "provisioning request committed"
@@ -300,9 +335,24 @@ pub async fn plan_group_change(
         .collect();
     let present: Vec<String> = ids.iter().filter(|u| docs.contains_key(*u)).cloned().collect();
     let rows = ctx.store.get_assigns(ctx.integration_id, &present).await?;
-    let mut names = roles.names_of(ctx, &present, Some(group_id)).await?;
+    let names = roles.names_of(ctx, &present, Some(group_id)).await?;
     let this_role = group_name_after.filter(|n| ctx.integration.roles.is_role_group(n));
-    let mut plans = Vec::with_capacity(present.len());
+    Ok(group_change_plans(ctx.integration, &docs, &rows, names, this_role, affected))
+}
+
+/// The rule of [`plan_group_change`], on what it read: each affected user's role groups after
+/// the change are the others they belong to (`names`) plus this one (`this_role`, when it is
+/// role-mapped) if they are a member afterwards; their effective assignment follows. Users
+/// without a document (deleted) are left out; a user listed twice counts once.
+pub fn group_change_plans(
+    integration: &IntegrationConfig,
+    docs: &HashMap<String, Stored>,
+    rows: &HashMap<String, AssignRow>,
+    mut names: HashMap<String, Vec<String>>,
+    this_role: Option<&str>,
+    affected: &Affected,
+) -> Vec<UserPlan> {
+    let mut plans = Vec::with_capacity(docs.len());
     let mut seen = HashSet::new();
     for (user_id, member_after) in affected {
         let Some(user) = docs.get(user_id) else { continue };
@@ -313,8 +363,12 @@ pub async fn plan_group_change(
         if *member_after && let Some(n) = this_role {
             groups.push(n.to_string());
         }
-        let after = effective(&user.doc, &groups, ctx.integration);
+        let after = effective(&user.doc, &groups, integration);
         plans.push(UserPlan::new(user_id, Some(&user.doc), rows.get(user_id), Some(after)));
     }
-    Ok(plans)
+    plans
 }
+
+#[cfg(test)]
+#[path = "provision_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ use crate::integration::IntegrationConfig;
 use crate::queue::{FanoutMessage, Queue};
 use crate::store::Store;
 use crate::store::fanout::{FanoutMode, FanoutRow};
+use crate::store::plan::Write;
 
 /// Users planned per message (and per read in a dry run).
 /// As `fanout::PAGE`, so at most one page of jobs is ahead of any other change.
@@ -44,12 +45,12 @@ pub async fn save_and_replan(
     let at = now();
     let request = integration_request(store, iid, "RECONFIGURE", &format!("/admin/integrations/{iid}"), &at);
     let task = FanoutRow::new(iid, "", Some(&request.id), FanoutMode::Reconfigure, &at);
-    let actions = vec![
-        store.integration_update_action(iid, name, config)?,
-        store.request_put(&request)?,
-        store.fanout_put(&task)?,
+    let writes = vec![
+        Write::IntegrationUpdate { iid: iid.to_string(), name: name.to_string(), config: config.clone() },
+        Write::Request(Box::new(request.clone())),
+        Write::Fanout(Box::new(task.clone())),
     ];
-    match store.transact(actions).await {
+    match store.commit(&writes).await {
         Ok(()) => {}
         Err(e) if e.condition_failed_at(0) => return Err(ScimError::not_found("no such integration")),
         Err(e) => return Err(e.into()),

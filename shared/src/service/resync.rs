@@ -34,6 +34,7 @@ use crate::queue::{FanoutMessage, JobMessage, Queue};
 use crate::secrets::Secrets;
 use crate::store::fanout::{FanoutMode, FanoutRow, ResyncStage, ResyncState};
 use crate::store::keys;
+use crate::store::plan::Write;
 use crate::store::provisioning::{
     AppliedRow, BASIS_APP, BASIS_REDELIVER, JobRow, RequestRow, assignment_json, queued_gsi_sk, status,
 };
@@ -132,7 +133,7 @@ pub async fn begin(store: &Store, queue: &Queue, iid: &str, mode: &str) -> ScimR
         app_rows: 0,
         app_pages: 0,
     });
-    store.transact(vec![store.request_put(&request)?, store.fanout_put(&task)?]).await?;
+    store.commit(&[Write::Request(Box::new(request.clone())), Write::Fanout(Box::new(task.clone()))]).await?;
     let first = FanoutMessage { integration_id: iid.to_string(), fanout: task.id.clone(), page: 0, resend: None };
     // Not sent (SQS refused): the sweeper re-sends a task that has not moved.
     queue.send_fanout(&first).await;
@@ -440,14 +441,16 @@ async fn commit(
             if chunk.is_empty() {
                 break;
             }
-            let mut actions = chunk.iter().map(|j| store.job_put(j)).collect::<Result<Vec<_>, _>>()?;
-            actions.push(store.request_count_action(iid, request_id, chunk.len(), report)?);
-            match store.transact(actions).await {
+            let mut writes: Vec<Write> = chunk.iter().map(|j| Write::Job(Box::new(j.clone()))).collect();
+            let (iid, request_id) = (iid.to_string(), request_id.to_string());
+            writes.push(Write::RequestCount { iid, request_id, jobs: chunk.len(), drift: report });
+            match store.commit(&writes).await {
                 Ok(()) => {
                     written.append(&mut chunk);
                     break;
                 }
-                Err(e @ StoreError::Cancelled(_)) => {
+                Err(e) if e.lost_race() => {
+                    // Jobs whose row exists already (a page run again) are left out.
                     let before = chunk.len();
                     let mut i = 0;
                     chunk.retain(|_| {

@@ -2,15 +2,14 @@
 
 use serde_json::Value;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-
-use super::provision::{Provision, RoleGroups, UserActions, UserPlan};
+use super::provision::{Provision, RoleGroups, UserPlan, UserWrites};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
 use crate::assignment::effective::effective;
 use crate::error::{ScimError, ScimResult};
 use crate::queue::JobMessage;
 use crate::scim::resource::{Projection, check_required, normalise};
 use crate::scim::{patch, schema::USER_TYPE};
+use crate::store::plan::Write;
 use crate::store::resources::{Kind, Stored, WriteError};
 
 const KIND: Kind = Kind::User;
@@ -98,14 +97,14 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
     // A new user is in no group yet: the role comes from an explicit attribute or the default.
     let plan = UserPlan::new(&id, Some(&doc), None, Some(effective(&doc, &[], ctx.integration)));
     let mut provision = Provision::for_one_user(ctx);
-    let (extra, message) = single_user(&mut provision, &plan, Some(&id))?;
+    let (extra, message) = single_user(&mut provision, &plan, Some(&id));
     let stored = ctx
         .store
         .create_resource(ctx.integration_id, KIND, id, doc.clone(), &now(), extra)
         .await
         .map_err(|e| write_error(KIND, e, &doc))?;
     provision.committed(message);
-    provision.send().await;
+    provision.send(ctx.queue).await;
     Ok(reply(ctx, 201, &stored, projection))
 }
 
@@ -147,11 +146,11 @@ where
         let groups = roles.names_of(ctx, &[id.to_string()], None).await?.remove(id).unwrap_or_default();
         let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
         let mut provision = Provision::for_one_user(ctx);
-        let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
+        let (extra, message) = single_user(&mut provision, &plan, Some(id));
         match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), extra).await {
             Ok(new) => {
                 provision.committed(message);
-                provision.send().await;
+                provision.send(ctx.queue).await;
                 return Ok(new);
             }
             Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
@@ -205,11 +204,11 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
         let mut plan = UserPlan::new(id, Some(&old.doc), row.as_ref(), None);
         plan.snapshot = Some(render::resource(ctx.base_url, KIND, &old, None));
         let mut provision = Provision::for_one_user(ctx);
-        let (extra, message) = single_user(&mut provision, &plan, Some(id))?;
+        let (extra, message) = single_user(&mut provision, &plan, Some(id));
         match ctx.store.delete_resource(ctx.integration_id, KIND, &old, extra).await {
             Ok(()) => {
                 provision.committed(message);
-                provision.send().await;
+                provision.send(ctx.queue).await;
                 remove_memberships(ctx, id).await?;
                 return Ok(Reply::no_content());
             }
@@ -221,24 +220,24 @@ pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResul
     Err(ScimError::unavailable("too many concurrent changes to this user; retry"))
 }
 
-/// The assignment actions of a one-user request, with its request row when it makes a job.
-fn single_user(
-    provision: &mut Provision<'_>,
-    plan: &UserPlan,
-    id: Option<&str>,
-) -> ScimResult<(Vec<TransactWriteItem>, Option<JobMessage>)> {
-    let UserActions { mut actions, message } = provision.user_actions(plan)?;
-    actions.extend(provision.request_action(KIND, id, usize::from(message.is_some()))?);
-    Ok((actions, message))
+/// The assignment writes of a one-user request, with its request row when it makes a job.
+fn single_user(provision: &mut Provision, plan: &UserPlan, id: Option<&str>) -> (Vec<Write>, Option<JobMessage>) {
+    let UserWrites { mut writes, message } = provision.user_writes(plan);
+    writes.extend(provision.request_write(KIND, id, usize::from(message.is_some()), false));
+    (writes, message)
 }
 
 /// A deleted user leaves every group.
 async fn remove_memberships(ctx: Ctx<'_>, user_id: &str) -> ScimResult<()> {
     let groups = ctx.store.user_groups(ctx.integration_id, user_id).await?;
-    let mut actions = Vec::with_capacity(groups.len() * 2);
-    for g in &groups {
-        actions.extend(ctx.store.member_deletes(ctx.integration_id, g, user_id)?);
-    }
-    ctx.store.transact_chunked(actions).await?;
+    let writes: Vec<Write> = groups
+        .into_iter()
+        .map(|group_id| Write::NotMember {
+            iid: ctx.integration_id.to_string(),
+            group_id,
+            user_id: user_id.to_string(),
+        })
+        .collect();
+    ctx.store.commit_in_chunks(&writes).await?;
     Ok(())
 }

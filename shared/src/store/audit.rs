@@ -48,7 +48,7 @@ impl AuditRow {
 
 impl Store {
     /// The entry, for the action's transaction.
-    pub fn audit_put(&self, row: &AuditRow) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn audit_put(&self, row: &AuditRow) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(row).map_err(|e| StoreError::Malformed(e.to_string()))?))

@@ -8,7 +8,7 @@
 //! re-sends the message of a task that stopped moving (a crash between a page and the next
 //! message), and the task resumes from its cursor.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::provisioning::{RequestRow, from_item};
@@ -111,7 +111,7 @@ impl FanoutRow {
 
 impl Store {
     /// The task row, for the SCIM request's transaction.
-    pub fn fanout_put(&self, row: &FanoutRow) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn fanout_put(&self, row: &FanoutRow) -> Result<TransactWriteItem, StoreError> {
         let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(row).map_err(|e| StoreError::Malformed(e.to_string()))?))
@@ -228,24 +228,6 @@ impl Store {
             .and_then(|a| a.get("next_job").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok()))
             .ok_or_else(|| StoreError::Malformed("next_job missing".into()))?;
         Ok(end - count)
-    }
-
-    /// Counts `jobs` more on a request, in the transaction that writes them.
-    pub fn request_total_action(
-        &self,
-        iid: &str,
-        request_id: &str,
-        jobs: usize,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
-            .update_expression("ADD #total :n")
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_values(":n", AttributeValue::N(jobs.to_string()))
-            .build()
-            .map_err(|e| StoreError::Malformed(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The fan-out behind a request is done: the request may now reach its final status

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::plan::Write;
 use super::{Store, StoreError, keys};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,26 +72,19 @@ impl Store {
         self.gsi1_all(keys::INTEGRATIONS_GSI_PK).await
     }
 
-    /// Replaces an integration's name and configuration (tokens untouched).
+    /// Replaces an integration's name and configuration (tokens untouched). `false`: it is
+    /// gone or being offboarded.
     pub async fn update_integration(&self, id: &str, name: &str, config: &Value) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key(keys::integration_pk(id), keys::CONFIG_SK.to_string())))
-            .update_expression("SET #name = :name, config = :config")
-            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(offboarding)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", super::s(name))
-            .expression_attribute_values(":config", super::s(config.to_string()))
-            .send()
-            .await;
-        Ok(StoreError::conditional("UpdateItem", result)?.is_some())
+        let write = Write::IntegrationUpdate { iid: id.to_string(), name: name.to_string(), config: config.clone() };
+        match self.commit(&[write]).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.lost_race() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    /// [`Self::update_integration`] as a transaction action (with the re-plan it starts).
-    pub fn integration_update_action(
+    /// The action of a `Write::IntegrationUpdate` (alone, or with the re-plan it starts).
+    pub(in crate::store) fn integration_update_action(
         &self,
         id: &str,
         name: &str,

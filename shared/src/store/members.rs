@@ -25,7 +25,7 @@ fn member(row: &super::Item) -> Option<Member> {
 impl Store {
     /// The two puts that make `user_id` a member of `group_id`; `display` is kept as the
     /// client sent it and returned as is.
-    pub fn member_puts(
+    pub(in crate::store) fn member_puts(
         &self,
         iid: &str,
         group_id: &str,
@@ -51,7 +51,7 @@ impl Store {
     }
 
     /// The two deletes that end a membership (idempotent: deleting a non-member is fine).
-    pub fn member_deletes(
+    pub(in crate::store) fn member_deletes(
         &self,
         iid: &str,
         group_id: &str,
@@ -121,7 +121,7 @@ impl Store {
 
     /// Runs actions that need not be atomic with each other (member rows of a large change)
     /// in transactions of at most 100.
-    pub async fn transact_chunked(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub(in crate::store) async fn transact_chunked(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         for chunk in items.chunks(super::MAX_TRANSACTION_ITEMS) {
             self.transact(chunk.to_vec()).await?;
         }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod members;
 pub mod offboard;
 pub mod owners;
+pub mod plan;
 pub mod provisioning;
 pub mod purge;
 pub mod resources;
@@ -62,6 +63,17 @@ impl StoreError {
             }
             Err(e) => Err(StoreError::aws(operation, e)),
         }
+    }
+
+    /// A cancelled transaction where some write's condition did not hold: a concurrent change
+    /// won (plan again from a fresh read), as opposed to a failure of the store.
+    pub fn lost_race(&self) -> bool {
+        matches!(self, StoreError::Cancelled(r) if r.iter().any(|c| c.as_deref() == Some("ConditionalCheckFailed")))
+    }
+
+    /// DynamoDB refused for throughput (the caller may answer "retry later").
+    pub fn throttled(&self) -> bool {
+        matches!(self, StoreError::Aws { message, .. } if message.contains("Throttl") || message.contains("ProvisionedThroughputExceeded"))
     }
 
     /// Whether the action at `index` of a cancelled transaction failed its condition.
@@ -134,7 +146,7 @@ impl Store {
 
     /// Runs one transaction, retrying DynamoDB's transient `TransactionConflict` with backoff.
     /// Condition failures come back as [`StoreError::Cancelled`].
-    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub(in crate::store) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         debug_assert!(items.len() <= MAX_TRANSACTION_ITEMS);
         let mut delay = Duration::from_millis(20);
         for attempt in 0.. {

@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, key, keys, s};
+use super::{Store, StoreError, key, keys};
 use crate::assignment::Assignment;
 
 /// What offboarding does to each managed user in the app.
@@ -61,7 +61,11 @@ fn malformed(e: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// Marks the integration offboarding and clears its SCIM tokens (they answer 401 from the
     /// commit on), only if it exists and is not offboarding already.
-    pub fn offboard_start_action(&self, iid: &str, off: &Offboarding) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn offboard_start_action(
+        &self,
+        iid: &str,
+        off: &Offboarding,
+    ) -> Result<TransactWriteItem, StoreError> {
         let value = serde_dynamo::to_attribute_value(off).map_err(malformed)?;
         let update = Update::builder()
             .table_name(&self.table)
@@ -74,32 +78,5 @@ impl Store {
             .build()
             .map_err(malformed)?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Removes the integration from every owner that reaches it (their tokens stop working
-    /// for it with the same commit), each only if the owner's token is still the one read.
-    pub async fn owners_drop_actions(&self, iid: &str) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let mut actions = Vec::new();
-        for owner in self.list_owners().await? {
-            if !owner.integrations.iter().any(|i| i == iid) {
-                continue;
-            }
-            let rest = owner.integrations.iter().filter(|i| *i != iid).map(|i| s(i.as_str())).collect();
-            let read = owner.integrations.iter().map(|i| s(i.as_str())).collect();
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(owner.pk.clone(), owner.sk.clone())))
-                .update_expression("SET integrations = :list")
-                // As read: a concurrent change of the owner's list fails the commit (retried by
-                // the caller) instead of being overwritten.
-                .condition_expression("token_hash = :hash AND integrations = :read")
-                .expression_attribute_values(":list", AttributeValue::L(rest))
-                .expression_attribute_values(":read", AttributeValue::L(read))
-                .expression_attribute_values(":hash", s(&owner.token_hash))
-                .build()
-                .map_err(malformed)?;
-            actions.push(TransactWriteItem::builder().update(update).build());
-        }
-        Ok(actions)
     }
 }

@@ -6,6 +6,7 @@
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::plan::Write;
 use super::provisioning::from_item;
 use super::{Store, StoreError, get_s, key, keys, s};
 
@@ -69,7 +70,7 @@ impl Store {
     }
 
     /// The owner and its token row, in one transaction (with `extra`, its audit entry).
-    pub async fn create_owner(&self, owner: &OwnerRecord, extra: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub async fn create_owner(&self, owner: &OwnerRecord, extra: Vec<Write>) -> Result<(), StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(owner).map_err(malformed)?))
@@ -79,7 +80,7 @@ impl Store {
             .map_err(malformed)?;
         let mut actions =
             vec![TransactWriteItem::builder().put(put).build(), self.token_row_put(&owner.token_hash, &owner.id)?];
-        actions.extend(extra);
+        actions.extend(self.actions(&extra)?);
         self.transact(actions).await
     }
 
@@ -107,7 +108,7 @@ impl Store {
         old: &OwnerRecord,
         name: &str,
         integrations: &[String],
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<(), StoreError> {
         let list = aws_sdk_dynamodb::types::AttributeValue::L(integrations.iter().map(|i| s(i.as_str())).collect());
         let update = Update::builder()
@@ -122,12 +123,12 @@ impl Store {
             .build()
             .map_err(malformed)?;
         let mut actions = vec![TransactWriteItem::builder().update(update).build()];
-        actions.extend(extra);
+        actions.extend(self.actions(&extra)?);
         self.transact(actions).await
     }
 
     /// Removes an owner and its token row: the token stops working at once.
-    pub async fn delete_owner(&self, owner: &OwnerRecord, extra: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub async fn delete_owner(&self, owner: &OwnerRecord, extra: Vec<Write>) -> Result<(), StoreError> {
         let del = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(owner.pk.clone(), owner.sk.clone())))
@@ -137,7 +138,7 @@ impl Store {
             .map_err(malformed)?;
         let mut actions =
             vec![TransactWriteItem::builder().delete(del).build(), self.token_row_delete(&owner.token_hash)?];
-        actions.extend(extra);
+        actions.extend(self.actions(&extra)?);
         self.transact(actions).await
     }
 
@@ -146,7 +147,7 @@ impl Store {
         &self,
         owner: &OwnerRecord,
         new_hash: &str,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<(), StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
@@ -162,7 +163,7 @@ impl Store {
             self.token_row_delete(&owner.token_hash)?,
             self.token_row_put(new_hash, &owner.id)?,
         ];
-        actions.extend(extra);
+        actions.extend(self.actions(&extra)?);
         self.transact(actions).await
     }
 }

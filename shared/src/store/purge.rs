@@ -7,6 +7,7 @@
 use aws_sdk_dynamodb::types::{Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest};
 use serde::{Deserialize, Serialize};
 
+use super::plan::Write;
 use super::{Item, Store, StoreError, key, keys, s};
 
 /// A purge in progress.
@@ -30,7 +31,7 @@ impl Store {
         &self,
         iid: &str,
         now: &str,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<bool, StoreError> {
         let malformed = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Malformed(e.to_string());
         let delete = Delete::builder()
@@ -55,7 +56,7 @@ impl Store {
             .map_err(malformed)?;
         let mut actions =
             vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().put(marker).build()];
-        actions.extend(extra);
+        actions.extend(self.actions(&extra)?);
         match self.transact(actions).await {
             Ok(()) => Ok(true),
             // The configuration was gone; any other cancellation (an owner changed meanwhile,

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Item, Store, StoreError, keys, n, s};
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use super::plan::Write;
+use super::{Item, Store, StoreError, keys, n};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 /// The two SCIM resource kinds idlcm stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +213,7 @@ impl Store {
         id: String,
         doc: Map<String, Value>,
         now: &str,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<Stored, WriteError> {
         let stored = Stored { id, doc, version: 1, created: now.to_string(), last_modified: now.to_string() };
         let mut items = vec![self.put_resource(iid, kind, &stored, None)?];
@@ -221,7 +222,7 @@ impl Store {
             items.push(self.put_unique(iid, sk, &stored.id)?);
             labels.push(Some(attr));
         }
-        items.extend(extra);
+        items.extend(self.actions(&extra)?);
         self.transact(items).await.map_err(|e| Self::classify(e, &labels))?;
         Ok(stored)
     }
@@ -235,7 +236,7 @@ impl Store {
         old: &Stored,
         doc: Map<String, Value>,
         now: &str,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<Stored, WriteError> {
         let new = Stored {
             id: old.id.clone(),
@@ -256,50 +257,31 @@ impl Store {
             items.push(self.put_unique(iid, sk.clone(), &new.id)?);
             labels.push(Some(*attr));
         }
-        items.extend(extra);
+        items.extend(self.actions(&extra)?);
         self.transact(items).await.map_err(|e| Self::classify(e, &labels))?;
         Ok(new)
     }
 
-    /// An action that bumps a resource's version and lastModified without rewriting it
-    /// (membership changes), optionally only at an expected version.
-    pub fn touch_action(
+    /// Moves a resource's version on without rewriting it (a membership change), with `extra`
+    /// writes in the same transaction; only at `expect` when given.
+    pub async fn touch_resource(
         &self,
         iid: &str,
         kind: Kind,
         id: &str,
         now: &str,
         expect: Option<u64>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut up = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(id))))
-            .update_expression("SET #lm = :now ADD #version :one")
-            .expression_attribute_names("#lm", "last_modified")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":one", n(1));
-        up = match expect {
-            None => up.condition_expression("attribute_exists(#pk)"),
-            Some(v) => up
-                .condition_expression("attribute_exists(#pk) AND #version = :version")
-                .expression_attribute_values(":version", n(v)),
-        };
-        let up = up.build().map_err(|e| StoreError::Malformed(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(up).build())
-    }
-
-    /// An action that fails the transaction unless the resource exists.
-    pub fn exists_check(&self, iid: &str, kind: Kind, id: &str) -> Result<TransactWriteItem, StoreError> {
-        let c = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(super::key(keys::integration_pk(iid), kind.sk(id))))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .build()
-            .map_err(|e| StoreError::Malformed(e.to_string()))?;
-        Ok(TransactWriteItem::builder().condition_check(c).build())
+        extra: Vec<Write>,
+    ) -> Result<(), WriteError> {
+        let touch = Write::Touch { iid: iid.into(), kind, id: id.into(), now: now.into(), expect };
+        let mut writes = vec![touch];
+        writes.extend(extra);
+        let items = self.actions(&writes)?;
+        self.transact(items).await.map_err(|e| match &e {
+            _ if e.condition_failed_at(0) => WriteError::VersionMismatch,
+            StoreError::Cancelled(_) => WriteError::Contended,
+            _ => WriteError::Store(e),
+        })
     }
 
     /// Deletes a resource and its uniqueness rows, only at `old.version`; `extra` actions join.
@@ -308,7 +290,7 @@ impl Store {
         iid: &str,
         kind: Kind,
         old: &Stored,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<Write>,
     ) -> Result<(), WriteError> {
         let del = Delete::builder()
             .table_name(&self.table)
@@ -324,7 +306,7 @@ impl Store {
             items.push(self.delete_key(iid, sk)?);
             labels.push(Some(attr));
         }
-        items.extend(extra);
+        items.extend(self.actions(&extra)?);
         self.transact(items).await.map_err(|e| Self::classify(e, &labels))
     }
 

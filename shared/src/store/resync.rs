@@ -156,27 +156,6 @@ impl Store {
         items.into_iter().map(|i| from_item::<AppliedRow>(i).map(|r| (r.user_id.clone(), r))).collect()
     }
 
-    /// Counts `jobs` more on a request in the transaction that writes them; `drift` jobs are
-    /// written finished, so they are counted done at once.
-    pub fn request_count_action(
-        &self,
-        iid: &str,
-        request_id: &str,
-        jobs: usize,
-        drift: bool,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let expression = if drift { "ADD #total :n, drift :n" } else { "ADD #total :n" };
-        let update = aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
-            .update_expression(expression)
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_values(":n", super::n(jobs as u64))
-            .build()
-            .map_err(|e| StoreError::Malformed(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
     /// A note on a request (what its reader should know).
     pub async fn request_note(&self, iid: &str, request_id: &str, note: &str) -> Result<(), StoreError> {
         self.client

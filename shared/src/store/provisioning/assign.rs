@@ -66,7 +66,11 @@ impl AppliedRow {
 impl Store {
     /// Writes a user's desired assignment, only if its sequence number is still `expect`
     /// (`None`: the row must not exist yet).
-    pub fn assign_put(&self, row: &AssignRow, expect: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn assign_put(
+        &self,
+        row: &AssignRow,
+        expect: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let item = to_item(row)?;
         match expect {
             None => self.put_action(item, Some(("attribute_not_exists(#pk)", vec![]))),

@@ -149,7 +149,7 @@ pub fn queued_gsi_sk(created_at: &str, iid: &str, job_id: &str) -> String {
 }
 
 impl Store {
-    pub fn job_put(&self, row: &JobRow) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn job_put(&self, row: &JobRow) -> Result<TransactWriteItem, StoreError> {
         self.put_action(to_item(row)?, Some(("attribute_not_exists(#pk)", vec![])))
     }
 

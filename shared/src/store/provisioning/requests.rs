@@ -58,7 +58,7 @@ pub fn final_status(row: &RequestRow) -> Option<&'static str> {
 }
 
 impl Store {
-    pub fn request_put(&self, row: &RequestRow) -> Result<TransactWriteItem, StoreError> {
+    pub(in crate::store) fn request_put(&self, row: &RequestRow) -> Result<TransactWriteItem, StoreError> {
         self.put_action(to_item(row)?, Some(("attribute_not_exists(#pk)", vec![])))
     }
 
