@@ -347,32 +347,58 @@ pub async fn activity_page() -> axum::response::Response {
         .into_response()
 }
 
-pub async fn users_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
-    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &list_params(&q)).await?))
+/// The handlers `/Users` and `/Groups` share, one shape for both: list, `.search`, create,
+/// replace (PUT) and delete. GET and PATCH differ (member paging; the PATCH answer) and are
+/// written out below.
+macro_rules! resource_handlers {
+    ($service:ident, $kind:expr, $list:ident, $search:ident, $create:ident, $replace:ident, $delete:ident) => {
+        pub async fn $list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
+            Ok(ApiReply(list::list(ctx(&state, &scim), $kind, &list_params(&q)).await?))
+        }
+
+        pub async fn $search(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
+            let params = list::ListParams::from_search_request(&body)?;
+            Ok(ApiReply(list::list(ctx(&state, &scim), $kind, &params).await?))
+        }
+
+        pub async fn $create(
+            State(state): State<AppState>,
+            scim: Scim,
+            q: QueryParams,
+            JsonBody(body): JsonBody,
+        ) -> ApiResult {
+            Ok(ApiReply($service::create(ctx(&state, &scim), body, &projection(&q)).await?))
+        }
+
+        pub async fn $replace(
+            State(state): State<AppState>,
+            scim: Scim,
+            Path((_, id)): Path<(String, String)>,
+            q: QueryParams,
+            headers: HeaderMap,
+            JsonBody(body): JsonBody,
+        ) -> ApiResult {
+            let reply = $service::replace(ctx(&state, &scim), &id, body, if_match(&headers), &projection(&q)).await?;
+            Ok(ApiReply(reply))
+        }
+
+        pub async fn $delete(
+            State(state): State<AppState>,
+            scim: Scim,
+            Path((_, id)): Path<(String, String)>,
+            headers: HeaderMap,
+        ) -> ApiResult {
+            Ok(ApiReply($service::delete(ctx(&state, &scim), &id, if_match(&headers)).await?))
+        }
+    };
 }
 
-pub async fn users_search(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
-    let params = list::ListParams::from_search_request(&body)?;
-    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::User, &params).await?))
-}
-
-pub async fn groups_search(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
-    let params = list::ListParams::from_search_request(&body)?;
-    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::Group, &params).await?))
-}
+resource_handlers!(users, Kind::User, users_list, users_search, users_create, users_replace, users_delete);
+resource_handlers!(groups, Kind::Group, groups_list, groups_search, groups_create, groups_replace, groups_delete);
 
 pub async fn search_all(State(state): State<AppState>, scim: Scim, JsonBody(body): JsonBody) -> ApiResult {
     let params = list::ListParams::from_search_request(&body)?;
     Ok(ApiReply(list::search_all(ctx(&state, &scim), &params).await?))
-}
-
-pub async fn users_create(
-    State(state): State<AppState>,
-    scim: Scim,
-    q: QueryParams,
-    JsonBody(body): JsonBody,
-) -> ApiResult {
-    Ok(ApiReply(users::create(ctx(&state, &scim), body, &projection(&q)).await?))
 }
 
 pub async fn users_get(
@@ -383,17 +409,6 @@ pub async fn users_get(
     headers: HeaderMap,
 ) -> ApiResult {
     Ok(not_modified(&headers, users::get(ctx(&state, &scim), &id, &projection(&q)).await?))
-}
-
-pub async fn users_replace(
-    State(state): State<AppState>,
-    scim: Scim,
-    Path((_, id)): Path<(String, String)>,
-    q: QueryParams,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult {
-    Ok(ApiReply(users::replace(ctx(&state, &scim), &id, body, if_match(&headers), &projection(&q)).await?))
 }
 
 pub async fn users_patch(
@@ -410,28 +425,6 @@ pub async fn users_patch(
     Ok(ApiReply(users::patch(ctx(&state, &scim), &id, body, if_match(&headers), Some(&p)).await?))
 }
 
-pub async fn users_delete(
-    State(state): State<AppState>,
-    scim: Scim,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult {
-    Ok(ApiReply(users::delete(ctx(&state, &scim), &id, if_match(&headers)).await?))
-}
-
-pub async fn groups_list(State(state): State<AppState>, scim: Scim, q: QueryParams) -> ApiResult {
-    Ok(ApiReply(list::list(ctx(&state, &scim), Kind::Group, &list_params(&q)).await?))
-}
-
-pub async fn groups_create(
-    State(state): State<AppState>,
-    scim: Scim,
-    q: QueryParams,
-    JsonBody(body): JsonBody,
-) -> ApiResult {
-    Ok(ApiReply(groups::create(ctx(&state, &scim), body, &projection(&q)).await?))
-}
-
 pub async fn groups_get(
     State(state): State<AppState>,
     scim: Scim,
@@ -441,17 +434,6 @@ pub async fn groups_get(
 ) -> ApiResult {
     let after = q.0.get("membersafter").map(String::as_str);
     Ok(not_modified(&headers, groups::get(ctx(&state, &scim), &id, &projection(&q), after).await?))
-}
-
-pub async fn groups_replace(
-    State(state): State<AppState>,
-    scim: Scim,
-    Path((_, id)): Path<(String, String)>,
-    q: QueryParams,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> ApiResult {
-    Ok(ApiReply(groups::replace(ctx(&state, &scim), &id, body, if_match(&headers), &projection(&q)).await?))
 }
 
 pub async fn groups_patch(
@@ -464,15 +446,6 @@ pub async fn groups_patch(
 ) -> ApiResult {
     let p = patch_projection(&q);
     Ok(ApiReply(groups::patch(ctx(&state, &scim), &id, body, if_match(&headers), p.as_ref()).await?))
-}
-
-pub async fn groups_delete(
-    State(state): State<AppState>,
-    scim: Scim,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult {
-    Ok(ApiReply(groups::delete(ctx(&state, &scim), &id, if_match(&headers)).await?))
 }
 
 pub async fn service_provider_config(scim: Scim) -> ApiResult {
