@@ -46,8 +46,6 @@ async fn seeded(client: &aws_sdk_dynamodb::Client, template: &str, jobs: usize) 
             finished_at: Some(now.clone()),
             fanout_pending: false,
             next_job: None,
-            gsi1pk: keys::activity_gsi_pk(&iid),
-            gsi1sk: rid.clone(),
             expires_at: None,
         };
         items.push(serde_dynamo::to_item(&request).unwrap());
@@ -102,9 +100,9 @@ async fn scanned_count(store: &Store, iid: &str) -> i32 {
         .client
         .query()
         .table_name(&store.table)
-        .index_name(keys::GSI1)
-        .key_condition_expression("gsi1pk = :g")
-        .expression_attribute_values(":g", AttributeValue::S(keys::activity_gsi_pk(iid)))
+        .key_condition_expression("pk = :p AND begins_with(sk, :r)")
+        .expression_attribute_values(":p", AttributeValue::S(keys::integration_pk(iid)))
+        .expression_attribute_values(":r", AttributeValue::S(keys::REQUEST_PREFIX.to_string()))
         .scan_index_forward(false)
         .limit(20)
         .send()

@@ -128,7 +128,11 @@ pub async fn units(client: &aws_sdk_dynamodb::Client, table: &str, calls: &[(Str
                 let units = size.div_ceil(1024).max(1) as f64;
                 let on_indexes =
                     item.map_or(0, |i| ["gsi1pk", "gsi2pk"].iter().filter(|k| i.contains_key(**k)).count());
-                total.write += factor * units * (1 + on_indexes.max(t.index_keys.min(2))) as f64;
+                let add = factor * units * (1 + on_indexes.max(t.index_keys.min(2))) as f64;
+                if std::env::var_os("IDLCM_UNITS_DEBUG").is_some() {
+                    eprintln!("UNITS {operation} {:?} {size} bytes: {add} WU", t.key);
+                }
+                total.write += add;
             } else {
                 total.read += factor * size.div_ceil(4096).max(1) as f64;
             }

@@ -1,5 +1,6 @@
 //! The Activity feed: provisioning requests newest first, one request with its jobs, one
-//! user's history, and retrying a failed job. Every listing is a key-range query on an index.
+//! user's history, and retrying a failed job. Every listing is a key-range query (on the
+//! table, or on the user-jobs index), never a scan.
 
 use std::collections::HashMap;
 
@@ -43,8 +44,9 @@ fn limit(p: &ActivityParams) -> ScimResult<usize> {
     }
 }
 
-/// Cursors are opaque: base64url of the index position. Decoding checks that the position
-/// belongs to the listing asked for, so a cursor cannot reach another integration's data.
+/// Cursors are opaque: base64url of the position (table or index keys). Decoding checks that
+/// the position belongs to the listing asked for, so a cursor cannot reach another
+/// integration's data.
 fn encode_cursor(key: Option<Item>) -> Value {
     let Some(key) = key else { return Value::Null };
     let map: HashMap<String, String> =
@@ -53,11 +55,9 @@ fn encode_cursor(key: Option<Item>) -> Value {
 }
 
 fn decode_cursor(cursor: Option<&str>, index_pk: (&str, &str), pk: &str) -> ScimResult<Option<Item>> {
-    let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
+    let Some(map) = cursor_map(cursor)? else { return Ok(None) };
     let bad = || ScimError::invalid_value("invalid cursor");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let allowed = [keys::PK, keys::SK, index_pk.0, keys::GSI1_SK, "gsi2sk"];
+    let allowed = [keys::PK, keys::SK, index_pk.0, "gsi2sk"];
     if map.get(index_pk.0).map(String::as_str) != Some(index_pk.1)
         || map.get(keys::PK).map(String::as_str) != Some(pk)
         || map.keys().any(|k| !allowed.contains(&k.as_str()))
@@ -65,6 +65,31 @@ fn decode_cursor(cursor: Option<&str>, index_pk: (&str, &str), pk: &str) -> Scim
         return Err(bad());
     }
     Ok(Some(map.into_iter().map(|(k, v)| (k, crate::store::s(v))).collect()))
+}
+
+fn cursor_map(cursor: Option<&str>) -> ScimResult<Option<HashMap<String, String>>> {
+    let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
+    let bad = || ScimError::invalid_value("invalid cursor");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|_| bad())
+}
+
+/// A position in an integration's `REQUEST#` rows. A cursor given out before the listing read
+/// the table instead of the `ACTIVITY#` index (it also names `gsi1pk`/`gsi1sk`) still works:
+/// its table keys are the same.
+fn decode_request_cursor(cursor: Option<&str>, iid: &str) -> ScimResult<Option<Item>> {
+    let Some(map) = cursor_map(cursor)? else { return Ok(None) };
+    let bad = || ScimError::invalid_value("invalid cursor");
+    let old_index = format!("ACTIVITY#{iid}");
+    if map.get(keys::PK).map(String::as_str) != Some(&keys::integration_pk(iid))
+        || !map.get(keys::SK).is_some_and(|sk| sk.starts_with(keys::REQUEST_PREFIX))
+        || map.get(keys::GSI1_PK).is_some_and(|g| *g != old_index)
+        || map.keys().any(|k| ![keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK].contains(&k.as_str()))
+    {
+        return Err(bad());
+    }
+    let key = [keys::PK, keys::SK].map(|k| (k.to_string(), crate::store::s(map[k].clone())));
+    Ok(Some(key.into_iter().collect()))
 }
 
 /// Request-id bounds (ULIDs sort by time) for an RFC 3339 range.
@@ -149,8 +174,7 @@ pub async fn list(store: &Store, iid: &str, p: &ActivityParams) -> ScimResult<Re
     if let Some(user) = p.user.as_deref().filter(|u| !u.is_empty()) {
         return list_for_user(store, iid, user, limit, p).await;
     }
-    let start =
-        decode_cursor(p.cursor.as_deref(), (keys::GSI1_PK, &keys::activity_gsi_pk(iid)), &keys::integration_pk(iid))?;
+    let start = decode_request_cursor(p.cursor.as_deref(), iid)?;
     let (rows, next) = store.activity_page(iid, limit, start, p.status.as_deref(), id_range(p)?).await?;
     Ok(Reply::json(
         200,
@@ -226,3 +250,7 @@ pub async fn retry(store: &Store, queue: &Queue, iid: &str, job_id: &str) -> Sci
     tracing::info!(integration_id = %iid, job_id = %job.id, unsent, "failed job re-queued by an admin");
     Ok(Reply::json(202, json!({ "job_id": job.id, "status": status::QUEUED })))
 }
+
+#[cfg(test)]
+#[path = "activity_tests.rs"]
+mod tests;

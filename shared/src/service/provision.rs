@@ -263,8 +263,6 @@ impl Provision {
             // Inline jobs are numbered from 1 (re-plans of a chunked commit may add some);
             // fan-out pages reserve theirs from FANOUT_FIRST_JOB on, so they never collide.
             next_job: Some(FANOUT_FIRST_JOB),
-            gsi1pk: keys::activity_gsi_pk(iid),
-            gsi1sk: self.request_id.clone(),
             expires_at: Some(self.origin.expires_at),
         };
         Some(Write::Request(Box::new(row)))

@@ -102,8 +102,6 @@ pub fn integration_request(store: &Store, iid: &str, method: &str, path: &str, c
         finished_at: None,
         fanout_pending: true,
         next_job: Some(super::provision::FANOUT_FIRST_JOB),
-        gsi1pk: keys::activity_gsi_pk(iid),
-        gsi1sk: id.clone(),
         expires_at: Some(store.expires_at()),
         id,
     }

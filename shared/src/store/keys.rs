@@ -138,8 +138,11 @@ pub fn fanout_gsi_sk(at: &str, integration_id: &str, id: &str) -> String {
 }
 
 /// A provisioning request (one SCIM write that changed assignments).
+/// Sort-key prefix of request rows (the Activity feed reads them in key order).
+pub const REQUEST_PREFIX: &str = "REQUEST#";
+
 pub fn request_sk(request_id: &str) -> String {
-    format!("REQUEST#{request_id}")
+    format!("{REQUEST_PREFIX}{request_id}")
 }
 
 /// A job: one user's change within a request. Job ids are `<request id>-<n>`, so a job id
@@ -159,11 +162,6 @@ pub fn job_id(request_id: &str, n: usize) -> String {
 /// The request a job id belongs to.
 pub fn request_of_job(job_id: &str) -> Option<&str> {
     job_id.rsplit_once('-').map(|(r, _)| r).filter(|r| is_resource_id(r))
-}
-
-/// GSI `gsi1`: requests of an integration by time (Activity).
-pub fn activity_gsi_pk(integration_id: &str) -> String {
-    format!("ACTIVITY#{integration_id}")
 }
 
 /// GSI `gsi1`: every integration (admin listing).

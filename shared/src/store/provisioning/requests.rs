@@ -38,8 +38,6 @@ pub struct RequestRow {
     /// The next free job number (fan-out pages reserve theirs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_job: Option<u64>,
-    pub gsi1pk: String,
-    pub gsi1sk: String,
     /// Epoch seconds after which DynamoDB's TTL deletes the row (template.yaml `Table`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -175,9 +173,10 @@ impl Store {
         Ok(())
     }
 
-    /// A page of an integration's requests, newest first (GSI `gsi1`: a key-range query, never a
-    /// scan), between two request ids (ULIDs: time order), optionally of one status. Keeps
-    /// querying until `limit` items match or the range ends; returns the cursor to go on.
+    /// A page of an integration's requests, newest first, between two request ids (ULIDs: time
+    /// order), optionally of one status: a key-range query on the integration's `REQUEST#` rows
+    /// (their sort keys are in time order already, so no index entry is written for them).
+    /// Keeps querying until `limit` items match or the range ends; returns the cursor to go on.
     pub async fn activity_page(
         &self,
         iid: &str,
@@ -193,13 +192,12 @@ impl Store {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("#g = :g AND #s BETWEEN :from AND :to")
-                .expression_attribute_names("#g", keys::GSI1_PK)
-                .expression_attribute_names("#s", keys::GSI1_SK)
-                .expression_attribute_values(":g", s(keys::activity_gsi_pk(iid)))
-                .expression_attribute_values(":from", s(&range.0))
-                .expression_attribute_values(":to", s(&range.1))
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::integration_pk(iid)))
+                .expression_attribute_values(":from", s(keys::request_sk(&range.0)))
+                .expression_attribute_values(":to", s(keys::request_sk(&range.1)))
                 .scan_index_forward(false)
                 .limit((limit - out.len()) as i32)
                 .set_exclusive_start_key(start.take());
