@@ -315,22 +315,23 @@ pub type Affected = Vec<(String, bool)>;
 /// Plans the assignment changes of a group change: for each affected user, their role groups
 /// after the change (this group counts when they are a member afterwards and `group_name` is
 /// role-mapped), their document and their current `ASSIGN#` row. Users that do not exist
-/// (deleted) are left out.
+/// (deleted) are left out. `known`: user documents the caller has just read (not read again).
 pub async fn plan_group_change(
     ctx: Ctx<'_>,
     roles: &RoleGroups,
     group_id: &str,
     group_name_after: Option<&str>,
     affected: &Affected,
+    known: &HashMap<String, Stored>,
 ) -> ScimResult<Vec<UserPlan>> {
     let ids: Vec<String> = affected.iter().map(|(u, _)| u.clone()).collect();
-    let docs: HashMap<String, Stored> = ctx
-        .store
-        .get_resources(ctx.integration_id, Kind::User, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect();
+    let mut docs: HashMap<String, Stored> =
+        ids.iter().filter_map(|u| known.get(u)).map(|s| (s.id.clone(), s.clone())).collect();
+    let missing: Vec<String> = ids.iter().filter(|u| !docs.contains_key(*u)).cloned().collect();
+    if !missing.is_empty() {
+        let read = ctx.store.get_resources(ctx.integration_id, Kind::User, &missing).await?;
+        docs.extend(read.into_iter().map(|s| (s.id.clone(), s)));
+    }
     let present: Vec<String> = ids.iter().filter(|u| docs.contains_key(*u)).cloned().collect();
     let rows = ctx.store.get_assigns(ctx.integration_id, &present).await?;
     let names = roles.names_of(ctx, &present, Some(group_id)).await?;

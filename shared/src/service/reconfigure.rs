@@ -7,7 +7,7 @@
 //! again finds nothing left to do. `?dry_run=true` plans the same way, saves and sends nothing,
 //! and answers the counts and a sample.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
@@ -108,7 +108,7 @@ pub async fn preview(store: &Store, queue: &Queue, iid: &str, config: &Integrati
     loop {
         let (rows, more) = store.assign_page(iid, cursor.as_deref(), PAGE).await?;
         let affected: Affected = rows.iter().map(|r| (r.user_id.clone(), false)).collect();
-        let plans = plan_group_change(ctx, &roles, "", None, &affected).await?;
+        let plans = plan_group_change(ctx, &roles, "", None, &affected, &HashMap::new()).await?;
         users += plans.len();
         for plan in &plans {
             let Some(change) = plan.change() else { continue };

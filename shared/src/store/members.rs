@@ -2,11 +2,10 @@
 //! `MEMBEROF#<user>#<group>` (listed per user). Adding or removing a member writes rows only;
 //! nothing reads, modifies and writes back a member list, so concurrent PATCHes never lose a member.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::resources::Kind;
 use super::{Store, StoreError, get_s, key, keys, s};
 
 /// One membership row as read back.
@@ -105,18 +104,6 @@ impl Store {
     pub async fn user_groups(&self, iid: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.query_all(keys::integration_pk(iid), keys::member_of_prefix(user_id)).await?;
         Ok(rows.iter().filter_map(|r| get_s(r, "group_id").map(str::to_string)).collect())
-    }
-
-    /// Which of `ids` are users of the integration (one BatchGetItem per 100 ids).
-    pub async fn existing_users(&self, iid: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {
-        let candidates: Vec<&String> = ids.iter().filter(|id| keys::is_resource_id(id)).collect();
-        if candidates.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let pk = keys::integration_pk(iid);
-        let request: Vec<_> = candidates.iter().map(|id| key(pk.clone(), Kind::User.sk(id))).collect();
-        let found = self.batch_get(request).await?;
-        Ok(found.iter().filter_map(|item| get_s(item, "id").map(str::to_string)).collect())
     }
 
     /// Runs actions that need not be atomic with each other (member rows of a large change)
