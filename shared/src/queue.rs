@@ -115,12 +115,79 @@ pub struct Queue {
     pub url: String,
 }
 
+/// A message read by a reader of our own (the sweeper reading the dead-letter queue).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: Option<String>,
+    pub receipt_handle: Option<String>,
+}
+
 /// SQS accepts at most 10 entries per batch.
 const BATCH: usize = 10;
 
 impl Queue {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
         Self { client, url: url.into() }
+    }
+
+    /// Hides a received message for `delay` (a retry's backoff; SQS allows 12 hours at most).
+    /// `false` when SQS refused: not fatal, the message comes back after the queue's
+    /// visibility timeout instead.
+    pub async fn delay(&self, receipt_handle: &str, delay: Duration) -> bool {
+        let secs = delay.as_secs().min(43_200) as i32;
+        let sent = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ChangeMessageVisibility failed");
+                false
+            }
+        }
+    }
+
+    /// Up to 10 messages, hidden from other readers for `hide` while they are handled. `None`
+    /// when SQS refused (logged).
+    pub async fn receive(&self, hide: Duration) -> Option<Vec<Received>> {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(BATCH as i32)
+            .visibility_timeout(hide.as_secs().min(43_200) as i32)
+            .send()
+            .await;
+        match received {
+            Ok(out) => Some(
+                out.messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| Received { body: m.body, receipt_handle: m.receipt_handle })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ReceiveMessage failed");
+                None
+            }
+        }
+    }
+
+    /// Deletes a message read with [`Self::receive`]. `false` when SQS refused (logged): it
+    /// comes back after its visibility timeout.
+    pub async fn delete(&self, receipt_handle: &str) -> bool {
+        match self.client.delete_message().queue_url(&self.url).receipt_handle(receipt_handle).send().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessage failed");
+                false
+            }
+        }
     }
 
     /// Sends jobs in batches of 10, retrying failed entries twice. Returns how many could not

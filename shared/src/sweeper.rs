@@ -210,27 +210,13 @@ pub fn dead_letter_error(receives: u32) -> String {
 pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> Result<usize, StoreError> {
     let mut failed = 0;
     for _ in 0..MAX_PAGES {
-        let received = dlq
-            .client
-            .receive_message()
-            .queue_url(&dlq.url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-            .visibility_timeout(60)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot read the dead-letter queue; next run");
-                break;
-            }
-        };
+        // Not readable: the next run tries again.
+        let Some(messages) = dlq.receive(Duration::from_secs(60)).await else { break };
         if messages.is_empty() {
             break;
         }
         for m in &messages {
-            let parsed = match m.body().map(serde_json::from_str::<Message>) {
+            let parsed = match m.body.as_deref().map(serde_json::from_str::<Message>) {
                 Some(Ok(Message::Job(msg))) => Some(msg),
                 Some(Ok(Message::Fanout(_))) => {
                     // A fan-out page that kept failing: its task row stays, the next runs resume it.
@@ -253,11 +239,10 @@ pub async fn record_dead_letters(store: &Store, queue: &Queue, dlq: &Queue) -> R
                     failed += 1;
                 }
             }
-            if let Some(handle) = m.receipt_handle()
-                && let Err(e) = dlq.client.delete_message().queue_url(&dlq.url).receipt_handle(handle).send().await
-            {
-                // Recorded already; it comes back after the visibility timeout and is deleted then.
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessage on the DLQ failed");
+            // Recorded already: an undeleted message comes back after its visibility timeout
+            // and is deleted then.
+            if let Some(handle) = &m.receipt_handle {
+                dlq.delete(handle).await;
             }
         }
     }

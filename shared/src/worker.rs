@@ -42,8 +42,8 @@ pub enum Disposition {
 
 pub struct Worker {
     pub store: Store,
-    pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
+    /// The job queue (the worker re-queues to it, and sets its messages' backoff).
+    pub queue: Queue,
     /// Outbound clients of the connectors, with the egress rule (docs/contract.md "Outbound calls").
     pub http: connector::OutboundClients,
     /// Resolves connectors' `ssm:`/`secretsmanager:` secret references (cached).
@@ -178,18 +178,8 @@ impl Worker {
 
     async fn set_visibility(&self, d: &Delivery, delay: Duration) {
         let Some(handle) = &d.receipt_handle else { return };
-        let secs = delay.as_secs().min(43_200) as i32;
-        if let Err(e) = self
-            .sqs
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(handle)
-            .visibility_timeout(secs)
-            .send()
-            .await
-        {
-            // Not fatal: the message comes back after the queue's visibility timeout instead.
-            tracing::warn!(message_id = %d.message_id, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ChangeMessageVisibility failed");
+        if !self.queue.delay(handle, delay).await {
+            tracing::warn!(message_id = %d.message_id, "retry backoff not set; the queue's visibility timeout applies");
         }
     }
 
@@ -216,7 +206,7 @@ impl Worker {
 
     /// One page of a group's fan-out (`service::fanout`); any failure runs the page again.
     async fn fanout(&self, page: &FanoutMessage, receive_count: u32) -> Disposition {
-        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        let queue = self.queue.clone();
         let span = tracing::info_span!("fanout", integration_id = %page.integration_id, fanout = %page.fanout, page = page.page);
         let app = crate::service::resync::AppAccess { outbound: &self.http, secrets: &self.secrets };
         match crate::service::fanout::run(&self.store, &queue, app, page).instrument(span).await {
@@ -264,7 +254,7 @@ impl Worker {
             );
             return Ok(false);
         }
-        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        let queue = self.queue.clone();
         crate::notify::queue_for(&self.store, &queue, job, status_, finished).await;
         if let Err(e) = crate::offboard::after_job(&self.store, &queue, job, finished).await {
             // The job stays finished; the sweeper starts the purge (`resume_offboards`).
@@ -276,7 +266,7 @@ impl Worker {
     /// One page of a deleted integration's purge (`store::purge`), then the next page's
     /// message, or the marker's removal when nothing is left. Any failure runs the page again.
     async fn purge(&self, m: &crate::queue::PurgeMessage, receive_count: u32) -> Disposition {
-        let queue = Queue::new(self.sqs.clone(), self.queue_url.clone());
+        let queue = self.queue.clone();
         let result = async {
             let (deleted, more) = self.store.purge_page(&m.purge, PURGE_PAGE).await?;
             if more || deleted > 0 {
@@ -407,7 +397,7 @@ impl Worker {
                         wake: job.attempts + 1,
                         ..JobMessage::new(iid, &job.id, &job.user_id)
                     };
-                    Queue::new(self.sqs.clone(), self.queue_url.clone()).send(&[me]).await;
+                    self.queue.clone().send(&[me]).await;
                 }
                 return Ok(Disposition::Ack);
             }

@@ -235,8 +235,7 @@ impl Stack {
             aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&self.aws).interceptor(counted).build());
         Worker {
             store: Store::new(dynamodb, self.table.clone()),
-            sqs,
-            queue_url: self.queue_url.clone(),
+            queue: idlcm::queue::Queue::new(sqs, self.queue_url.clone()),
             http: idlcm::connector::OutboundClients::new(true),
             secrets: idlcm::secrets::Secrets::new(&self.aws),
             max_receives: 5,

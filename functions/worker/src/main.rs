@@ -55,8 +55,7 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config().await;
     let worker = Worker {
         store: Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone()),
-        sqs: aws_sdk_sqs::Client::new(&aws),
-        queue_url: config.jobs_queue_url.clone(),
+        queue: idlcm::queue::Queue::new(aws_sdk_sqs::Client::new(&aws), config.jobs_queue_url.clone()),
         http: idlcm::connector::OutboundClients::new(config.allow_loopback_connectors),
         secrets: idlcm::secrets::Secrets::new(&aws),
         max_receives: config.max_receives,
