@@ -226,6 +226,7 @@ async fn bench_another_integrations_change_while_a_push_drains() {
     assert_eq!(s, 201);
     let asked = Instant::now();
     while !idlcm_tests::world::all_jobs_done(&store, &b.id).await {
+        assert!(asked.elapsed() < Duration::from_secs(600), "B's change alone was not applied in 10 minutes");
         w.source.poll_once(&run).await.expect("poll");
     }
     let idle = asked.elapsed();

@@ -5,9 +5,9 @@
 //! simply run again, by the message coming back or by the sweeper. Jobs join the request the
 //! SCIM change opened, so Activity shows one request with one job per affected user.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use super::provision::{Affected, Provision, RoleGroups, plan_group_change};
+use super::provision::{Affected, Known, Provision, RoleGroups, plan_group_change};
 use super::resync::AppAccess;
 use super::{Ctx, WRITE_ATTEMPTS};
 use crate::error::ScimResult;
@@ -144,7 +144,7 @@ pub(super) async fn replan(ctx: Ctx<'_>, task: &FanoutRow, request_id: &str, mem
             };
             let affected: Affected = chunk.iter().map(|u| (u.clone(), still.contains(u))).collect();
             let plans =
-                plan_group_change(ctx, &roles, &task.group_id, name_after.as_deref(), &affected, &HashMap::new())
+                plan_group_change(ctx, &roles, &task.group_id, name_after.as_deref(), &affected, &Known::default())
                     .await?;
             let changed: Vec<_> = plans.iter().filter(|p| p.change().is_some()).collect();
             if changed.is_empty() {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use super::provision::{Affected, Provision, RoleGroups, UserPlan, UserWrites, plan_group_change};
+use super::provision::{Affected, Known, Provision, RoleGroups, UserPlan, UserWrites, plan_group_change};
 use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::queue::FanoutMessage;
@@ -192,31 +192,36 @@ impl<'a> Impact<'a> {
 }
 
 /// Member-row bundles that take a group from `current` (when known) to the delta's result,
-/// with the users read to tell (their documents then serve the assignment plan: the rows are
-/// read once). Member ids that are not users of this integration are dropped: an IdP can only
-/// reference users it provisioned here, and a row for a stranger would be garbage.
+/// with the added users' rows read to tell which exist: with `plan` (the change may move
+/// assignments) their `ASSIGN#` rows first, then their documents (see `provision::Known`),
+/// which then serve the plan without a second read. Member ids that are not users of this
+/// integration are dropped: an IdP can only reference users it provisioned here, and a row for
+/// a stranger would be garbage.
 async fn member_bundles(
     ctx: Ctx<'_>,
     group_id: &str,
     delta: &MemberDelta,
     current: Option<&[String]>,
     displays: &Displays,
-) -> ScimResult<(Vec<Bundle>, Users)> {
+    plan: bool,
+) -> ScimResult<(Vec<Bundle>, Known)> {
     let adds: Vec<String> = delta.set.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
-    let read = ctx.store.get_resources(ctx.integration_id, Kind::User, &adds).await?;
-    let users: Users = read.into_iter().map(|u| (u.id.clone(), u)).collect();
-    if users.len() < adds.len() {
+    let known = match plan {
+        true => Known::read(ctx, &adds).await?,
+        false => {
+            let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, &adds).await?;
+            Known { docs: docs.into_iter().map(|u| (u.id.clone(), u)).collect(), ..Known::default() }
+        }
+    };
+    if known.docs.len() < adds.len() {
         tracing::warn!(
-            unknown = adds.len() - users.len(),
+            unknown = adds.len() - known.docs.len(),
             "group change names members that are not users here; ignored"
         );
     }
-    let exist: HashSet<String> = users.keys().cloned().collect();
-    Ok((member_changes(ctx.integration_id, group_id, delta, current, &exist, displays), users))
+    let exist: HashSet<String> = known.docs.keys().cloned().collect();
+    Ok((member_changes(ctx.integration_id, group_id, delta, current, &exist, displays), known))
 }
-
-/// Users read for a change, by id.
-type Users = HashMap<String, Stored>;
 
 /// The rule of [`member_bundles`]: users (that exist) the delta adds and `current` lacks
 /// become members; users it removes, and with a reset every current member it does not keep,
@@ -264,15 +269,15 @@ async fn plan_assignments(
     group_id: &str,
     impact: &Impact<'_>,
     bundles: &mut [Bundle],
-    users: &Users,
+    known: &Known,
 ) -> ScimResult<()> {
     if !impact.any() || bundles.is_empty() {
         return Ok(());
     }
-    assign(ctx, provision, group_id, impact, bundles.iter_mut().collect(), users).await
+    assign(ctx, provision, group_id, impact, bundles.iter_mut().collect(), known).await
 }
 
-/// (Re)computes the assignment actions of these bundles' users (`users`: documents already
+/// (Re)computes the assignment actions of these bundles' users (`known`: their rows already
 /// read; the others are read).
 async fn assign(
     ctx: Ctx<'_>,
@@ -280,11 +285,11 @@ async fn assign(
     group_id: &str,
     impact: &Impact<'_>,
     bundles: Vec<&mut Bundle>,
-    users: &Users,
+    known: &Known,
 ) -> ScimResult<()> {
     let roles = RoleGroups::load(ctx).await?;
     let affected: Affected = bundles.iter().map(|b| (b.user_id.clone(), b.member_after)).collect();
-    let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected, users).await?;
+    let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected, known).await?;
     let mut by_user: HashMap<String, UserPlan> = plans.into_iter().map(|p| (p.user_id.clone(), p)).collect();
     for b in bundles {
         b.assignment = by_user.remove(&b.user_id).map(|plan| provision.user_writes(&plan));
@@ -351,7 +356,7 @@ where
                     attempts += 1;
                     let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
                     // Their documents are read again too: the race may have been a user write.
-                    assign(ctx, &mut provision, group_id, impact, again, &Users::new()).await?;
+                    assign(ctx, &mut provision, group_id, impact, again, &Known::default()).await?;
                 }
                 Err(e) => return Err(CommitError::Scim(e.into())),
             }
@@ -407,10 +412,10 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
     let impact = Impact::new(ctx, None, display_name(&doc));
     for _ in 0..WRITE_ATTEMPTS {
         let mut provision = Provision::new(ctx);
-        let (mut bundles, users) = member_bundles(ctx, &id, &delta, Some(&[]), &displays).await?;
         // A new group has no members: only those it is created with count.
         let impact = Impact { all_members: false, ..impact };
-        plan_assignments(ctx, &mut provision, &id, &impact, &mut bundles, &users).await?;
+        let (mut bundles, known) = member_bundles(ctx, &id, &delta, Some(&[]), &displays, impact.any()).await?;
+        plan_assignments(ctx, &mut provision, &id, &impact, &mut bundles, &known).await?;
         let now = now();
         let head = |extra| ctx.store.create_resource(ctx.integration_id, KIND, id.clone(), doc.clone(), &now, extra);
         let head_len = 3; // the group and its two uniqueness rows
@@ -455,10 +460,10 @@ async fn write(
             false => None,
         };
         let mut provision = Provision::new(ctx);
-        let (mut bundles, users) = member_bundles(ctx, id, delta, current.as_deref(), displays).await?;
+        let (mut bundles, known) = member_bundles(ctx, id, delta, current.as_deref(), displays, impact.any()).await?;
         // The members this change lists are planned here; when the group's role changed, the
         // rest follow behind the answer, in pages (whatever the group's size).
-        plan_assignments(ctx, &mut provision, id, &impact, &mut bundles, &users).await?;
+        plan_assignments(ctx, &mut provision, id, &impact, &mut bundles, &known).await?;
         let fanout = impact.all_members.then_some(Fanout { mode: FanoutMode::Replan, with_request: true });
         if doc.is_none() && bundles.is_empty() {
             return Ok(old);

@@ -312,28 +312,60 @@ impl Provision {
 /// Users affected by a group change, with whether each is a member afterwards.
 pub type Affected = Vec<(String, bool)>;
 
+/// Users' rows read for a plan: their `ASSIGN#` rows first, then their documents. The order
+/// matters: a plan commits on the `ASSIGN#` sequence it read, and a user write moves that
+/// sequence with the document, so a document read after it is as new or newer, and a user
+/// write in between fails the commit (the users are planned again) instead of a plan made from
+/// an older document overwriting it (a deactivation lost).
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Every id asked for (with a row or not).
+    pub ids: HashSet<String>,
+    pub assigns: HashMap<String, AssignRow>,
+    pub docs: HashMap<String, Stored>,
+}
+
+impl Known {
+    /// Reads `ids`' `ASSIGN#` rows, then their documents: two BatchGetItems per 100 users.
+    pub async fn read(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<Self> {
+        let assigns = ctx.store.get_assigns(ctx.integration_id, ids).await?;
+        let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, ids).await?;
+        Ok(Self {
+            ids: ids.iter().cloned().collect(),
+            assigns,
+            docs: docs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        })
+    }
+}
+
 /// Plans the assignment changes of a group change: for each affected user, their role groups
 /// after the change (this group counts when they are a member afterwards and `group_name` is
 /// role-mapped), their document and their current `ASSIGN#` row. Users that do not exist
-/// (deleted) are left out. `known`: user documents the caller has just read (not read again).
+/// (deleted) are left out. `known`: rows the caller read just before (see [`Known`]); the
+/// others are read here, in the same order.
 pub async fn plan_group_change(
     ctx: Ctx<'_>,
     roles: &RoleGroups,
     group_id: &str,
     group_name_after: Option<&str>,
     affected: &Affected,
-    known: &HashMap<String, Stored>,
+    known: &Known,
 ) -> ScimResult<Vec<UserPlan>> {
     let ids: Vec<String> = affected.iter().map(|(u, _)| u.clone()).collect();
+    let missing: Vec<String> = ids.iter().filter(|u| !known.ids.contains(*u)).cloned().collect();
+    let read = match missing.is_empty() {
+        true => Known::default(),
+        false => Known::read(ctx, &missing).await?,
+    };
+    let wanted = |u: &String| ids.contains(u);
     let mut docs: HashMap<String, Stored> =
-        ids.iter().filter_map(|u| known.get(u)).map(|s| (s.id.clone(), s.clone())).collect();
-    let missing: Vec<String> = ids.iter().filter(|u| !docs.contains_key(*u)).cloned().collect();
-    if !missing.is_empty() {
-        let read = ctx.store.get_resources(ctx.integration_id, Kind::User, &missing).await?;
-        docs.extend(read.into_iter().map(|s| (s.id.clone(), s)));
-    }
+        known.docs.iter().filter(|(u, _)| wanted(u)).map(|(u, s)| (u.clone(), s.clone())).collect();
+    docs.extend(read.docs);
+    let mut rows: HashMap<String, AssignRow> =
+        known.assigns.iter().filter(|(u, _)| wanted(u)).map(|(u, r)| (u.clone(), r.clone())).collect();
+    rows.extend(read.assigns);
     let present: Vec<String> = ids.iter().filter(|u| docs.contains_key(*u)).cloned().collect();
-    let rows = ctx.store.get_assigns(ctx.integration_id, &present).await?;
+    // Memberships after the ASSIGN# rows too: another group's change moves the sequence.
     let names = roles.names_of(ctx, &present, Some(group_id)).await?;
     let this_role = group_name_after.filter(|n| ctx.integration.roles.is_role_group(n));
     Ok(group_change_plans(ctx.integration, &docs, &rows, names, this_role, affected))

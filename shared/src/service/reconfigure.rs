@@ -7,11 +7,11 @@
 //! again finds nothing left to do. `?dry_run=true` plans the same way, saves and sends nothing,
 //! and answers the counts and a sample.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::provision::{Affected, RoleGroups, plan_group_change};
+use super::provision::{Affected, Known, RoleGroups, plan_group_change};
 use super::resync::integration_request;
 use super::{Ctx, now};
 use crate::error::{ScimError, ScimResult};
@@ -108,7 +108,7 @@ pub async fn preview(store: &Store, queue: &Queue, iid: &str, config: &Integrati
     loop {
         let (rows, more) = store.assign_page(iid, cursor.as_deref(), PAGE).await?;
         let affected: Affected = rows.iter().map(|r| (r.user_id.clone(), false)).collect();
-        let plans = plan_group_change(ctx, &roles, "", None, &affected, &HashMap::new()).await?;
+        let plans = plan_group_change(ctx, &roles, "", None, &affected, &Known::default()).await?;
         users += plans.len();
         for plan in &plans {
             let Some(change) = plan.change() else { continue };

@@ -137,10 +137,10 @@ pub fn fanout_gsi_sk(at: &str, integration_id: &str, id: &str) -> String {
     format!("{at}#{integration_id}#{id}")
 }
 
-/// A provisioning request (one SCIM write that changed assignments).
 /// Sort-key prefix of request rows (the Activity feed reads them in key order).
 pub const REQUEST_PREFIX: &str = "REQUEST#";
 
+/// A provisioning request (one SCIM write that changed assignments).
 pub fn request_sk(request_id: &str) -> String {
     format!("{REQUEST_PREFIX}{request_id}")
 }

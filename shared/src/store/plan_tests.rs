@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn units_fill_the_first_transactions_room_then_whole_transactions() {
-    // 30 bundles of 4 actions behind a head that left 90 actions free: 22 ride with the head,
+    // 50 bundles of 4 actions behind a head that left 90 actions free: 22 ride with the head,
     // 25 + the last 3 follow in transactions of at most 100.
     let sizes = vec![4; 50];
     let cuts = cut(&sizes, 90);
