@@ -327,9 +327,11 @@ pub struct Known {
 
 impl Known {
     /// Reads `ids`' `ASSIGN#` rows, then their documents: two BatchGetItems per 100 users.
+    /// An id that cannot be a user's (a client's garbage) is asked for and not read.
     pub async fn read(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<Self> {
-        let assigns = ctx.store.get_assigns(ctx.integration_id, ids).await?;
-        let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, ids).await?;
+        let valid: Vec<String> = ids.iter().filter(|u| keys::is_resource_id(u)).cloned().collect();
+        let assigns = ctx.store.get_assigns(ctx.integration_id, &valid).await?;
+        let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, &valid).await?;
         Ok(Self {
             ids: ids.iter().cloned().collect(),
             assigns,
