@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use idlcm::queue::Message;
+use idlcm::service::resync::start_scheduled;
 use idlcm::store::fanout::ResyncStage;
 use idlcm::store::provisioning::{JobRow, RequestRow};
 use idlcm_tests::openapi::OpenApi;
@@ -349,8 +350,8 @@ async fn a_scheduled_resync_starts_once_per_period() {
     let store = w.stack.store();
     let queue = idlcm::queue::Queue::new(w.stack.sqs(), w.stack.queue_url.clone());
     // The sweeper's part (the whole sweeper would also sweep other tests' jobs on this emulator).
-    let first = idlcm::service::resync::start_scheduled(&store, &queue).await.unwrap();
-    let second = idlcm::service::resync::start_scheduled(&store, &queue).await.unwrap();
+    let first = start_scheduled(&store, &queue, &store.list_integrations().await.unwrap()).await.unwrap();
+    let second = start_scheduled(&store, &queue, &store.list_integrations().await.unwrap()).await.unwrap();
     // Other integrations of this emulator may have schedules too: count this one's requests.
     let resyncs: Vec<RequestRow> = w.requests().await.into_iter().filter(|r| r.method == "RESYNC").collect();
     assert_eq!(resyncs.len(), 1, "one per period: {first} then {second} started");

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::delivery::{self, Ending};
 use crate::queue::{FanoutMessage, JobMessage, Message, Queue};
+use crate::store::integrations::IntegrationRecord;
 use crate::store::provisioning::{JobGuard, queued_gsi_sk};
 use crate::store::{Store, StoreError};
 
@@ -48,16 +49,23 @@ pub async fn run(store: &Store, queue: &Queue, dlq: Option<&Queue>, grace: Durat
     let fanouts_resumed = part("fanouts", resume_fanouts(store, queue, grace).await);
     let overdue_failed = part("overdue", fail_overdue(store, queue).await);
     let purges_resumed = part("purges", resume_purges(store, queue, grace).await);
-    let offboards_purged = part("offboards", resume_offboards(store, queue).await);
+    // One listing of the integrations serves both parts that walk them.
+    let integrations = store.list_integrations().await;
+    let offboards_purged = match &integrations {
+        Ok(all) => part("offboards", resume_offboards(store, queue, all).await),
+        Err(_) => 0,
+    };
     let dead_lettered = match dlq {
         Some(dlq) => part("dead-letters", record_dead_letters(store, queue, dlq).await),
         None => 0,
     };
-    let resyncs = crate::service::resync::start_scheduled(store, queue).await;
-    let resyncs_started = resyncs.unwrap_or_else(|e| {
-        tracing::error!(part = "resyncs", error = %e.detail, "sweeper part failed; the next run tries again");
-        0
-    });
+    let resyncs_started = match integrations {
+        Ok(all) => crate::service::resync::start_scheduled(store, queue, &all).await.unwrap_or_else(|e| {
+            tracing::error!(part = "resyncs", error = %e.detail, "sweeper part failed; the next run tries again");
+            0
+        }),
+        Err(e) => part("integrations", Err(e)),
+    };
     match first_error {
         Some(e) => Err(e),
         None => Ok(Swept {
@@ -121,9 +129,13 @@ pub async fn resume_purges(store: &Store, queue: &Queue, grace: Duration) -> Res
 
 /// Starts the purge of each offboarded integration whose `OFFBOARD` request has succeeded but
 /// which is still there (the process finishing the last job died before starting it).
-pub async fn resume_offboards(store: &Store, queue: &Queue) -> Result<usize, StoreError> {
+pub async fn resume_offboards(
+    store: &Store,
+    queue: &Queue,
+    integrations: &[IntegrationRecord],
+) -> Result<usize, StoreError> {
     let mut started = 0;
-    for record in store.list_integrations().await? {
+    for record in integrations {
         let Some(off) = &record.offboarding else { continue };
         let done = store.get_request(&record.id, &off.request_id).await?;
         if done.is_some_and(|r| r.status == crate::store::provisioning::status::SUCCEEDED)

@@ -33,6 +33,7 @@ use crate::integration::IntegrationConfig;
 use crate::queue::{FanoutMessage, JobMessage, Queue};
 use crate::secrets::Secrets;
 use crate::store::fanout::{FanoutMode, FanoutRow, ResyncStage, ResyncState};
+use crate::store::integrations::IntegrationRecord;
 use crate::store::keys;
 use crate::store::plan::Write;
 use crate::store::provisioning::{
@@ -142,10 +143,11 @@ pub async fn begin(store: &Store, queue: &Queue, iid: &str, mode: &str) -> ScimR
 /// Starts the resyncs that integrations' `resync` schedules make due (the sweeper's part). An
 /// integration's turn is claimed first (a conditional write on its schedule row), so two
 /// overlapping runs never start two; a run cut off between the claim and the start skips that
-/// period, and the next period's run starts it. Returns how many started.
-pub async fn start_scheduled(store: &Store, queue: &Queue) -> ScimResult<usize> {
+/// period, and the next period's run starts it. `integrations`: every integration, as the
+/// sweeper listed them. Returns how many started.
+pub async fn start_scheduled(store: &Store, queue: &Queue, integrations: &[IntegrationRecord]) -> ScimResult<usize> {
     let mut started = 0;
-    for record in store.list_integrations().await?.into_iter().filter(|r| r.offboarding.is_none()) {
+    for record in integrations.iter().filter(|r| r.offboarding.is_none()) {
         let Ok(config) = IntegrationConfig::from_json(record.config_json()) else { continue };
         let Some(schedule) = config.resync else { continue };
         let at = now();
