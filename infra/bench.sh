@@ -24,7 +24,7 @@ set +a
 cargo build --release -p scim-api -p worker -p sweeper -p idlcm-reference-functions --bins
 cargo build --workspace --bin init_time
 R="$ROOT/target/release"
-target/debug/init_time 30 ref-sdk ref-hello="$R/ref-hello" ref-sdk="$R/ref-sdk" \
+target/debug/init_time 300 ref-sdk ref-hello="$R/ref-hello" ref-sdk="$R/ref-sdk" \
   scim-api="$R/scim-api" worker="$R/worker" sweeper="$R/sweeper"
 cargo bench --workspace --bench activity_list "$@"
 # Role-group fan-out: the rename's SCIM answer time at 10, 1,000 and 10,000 members, and the

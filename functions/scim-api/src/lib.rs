@@ -28,9 +28,9 @@ pub struct Inner {
     pub queue: Queue,
     /// Secret references: the admin token hash, webhook secrets for callbacks.
     pub secrets: Secrets,
-    /// Outbound clients for connector calls (`roles/import`), built on first use: most
-    /// instances never make one, and the TLS setup is not free.
-    outbound: std::sync::OnceLock<idlcm::connector::OutboundClients>,
+    /// Outbound clients for connector calls (`roles/import`, connection tests); each client
+    /// is built on first use: most instances never make one, and the TLS setup is not free.
+    outbound: idlcm::connector::OutboundClients,
     /// This instance's side of the per-integration request limits.
     pub limiter: idlcm::limits::Limiter,
 }
@@ -50,12 +50,13 @@ impl AppState {
             .with_history_days(config.history_days)
             .with_audit_days(config.audit_days);
         let queue = Queue::new(sqs, config.jobs_queue_url.clone());
+        let outbound = idlcm::connector::OutboundClients::new(config.allow_loopback_connectors);
         AppState(Arc::new(Inner {
             config,
             store,
             queue,
             secrets,
-            outbound: std::sync::OnceLock::new(),
+            outbound,
             limiter: idlcm::limits::Limiter::default(),
         }))
     }
@@ -63,7 +64,7 @@ impl AppState {
 
 impl Inner {
     pub fn outbound(&self) -> &idlcm::connector::OutboundClients {
-        self.outbound.get_or_init(|| idlcm::connector::OutboundClients::new(self.config.allow_loopback_connectors))
+        &self.outbound
     }
 }
 

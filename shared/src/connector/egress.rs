@@ -275,36 +275,39 @@ impl Outbound {
     }
 }
 
-/// The worker's outbound clients: one per value of `allow_private_network`, the second built
-/// only when an integration needs it.
+/// The outbound clients of the worker and the API: one per value of `allow_private_network`,
+/// each built by the first call that needs it. Building one loads and parses the system's root
+/// certificates, and the AWS SDK's client has loaded them once already at init: built at init,
+/// the worker's started 1.5 times slower than a function with only the SDK clients; a job that
+/// calls no app (a fan-out page, a purge, a superseded job) never builds it
+/// (BENCHMARKS.md "Init time"). A thread building it beside the init measured slower still: it
+/// competes for the CPU the init runs on.
 pub struct OutboundClients {
     loopback: bool,
-    public: Outbound,
+    public: OnceLock<Outbound>,
     private: OnceLock<Outbound>,
 }
 
 impl OutboundClients {
     /// `loopback`: whether connectors may call loopback hosts named literally (local only).
     pub fn new(loopback: bool) -> OutboundClients {
-        OutboundClients {
-            loopback,
-            public: Outbound::new(Policy { loopback, private: false }),
-            private: OnceLock::new(),
-        }
+        OutboundClients { loopback, public: OnceLock::new(), private: OnceLock::new() }
     }
 
     /// Fixed DNS answers (tests).
     pub fn with_hosts(loopback: bool, hosts: &[(&str, IpAddr)]) -> OutboundClients {
-        let private = OnceLock::new();
+        let (public, private) = (OnceLock::new(), OnceLock::new());
+        let _ = public.set(Outbound::with_hosts(Policy { loopback, private: false }, hosts));
         let _ = private.set(Outbound::with_hosts(Policy { loopback, private: true }, hosts));
-        OutboundClients { loopback, public: Outbound::with_hosts(Policy { loopback, private: false }, hosts), private }
+        OutboundClients { loopback, public, private }
     }
 
     pub fn for_integration(&self, allow_private_network: bool) -> Outbound {
+        let loopback = self.loopback;
         if !allow_private_network {
-            return self.public.clone();
+            return self.public.get_or_init(|| Outbound::new(Policy { loopback, private: false })).clone();
         }
-        self.private.get_or_init(|| Outbound::new(Policy { loopback: self.loopback, private: true })).clone()
+        self.private.get_or_init(|| Outbound::new(Policy { loopback, private: true })).clone()
     }
 }
 
