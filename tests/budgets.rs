@@ -191,6 +191,24 @@ async fn a_single_user_change_stays_within_its_call_budget() {
     })
     .await;
     check("PATCH an unmapped attribute", &unmapped, 4, 0, 4.0);
+
+    // The same PATCH of a user in a role group, the usual case once groups are pushed: the
+    // user's groups decide its role and come back in the answer.
+    let member = w.create_user("member@example.com").await;
+    let gid = w.create_group("App Admins").await;
+    w.members(&gid, "add", &[&member]).await;
+    w.settle().await;
+    let in_group = cost_of(&w, &logs, || async {
+        let body = patch(json!([{"op": "replace", "path": "name.givenName", "value": "Grouped"}]));
+        let (s, v) = w.call("PATCH", &format!("/Users/{member}"), Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["groups"][0]["value"], json!(gid), "the answer lists the user's group: {v}");
+    })
+    .await;
+    check("PATCH a user in a role group", &in_group, 7, 5, 18.0);
+    let app = w.demo.users().await;
+    let held = app.iter().find(|u| u.given_name == "Grouped");
+    assert_eq!(held.and_then(|u| u.role.as_deref()), Some("admin"), "the group's role stays: {app:?}");
 }
 
 /// Jobs per second through the worker, one batch of up to 10 at a time as Lambda hands them
