@@ -171,8 +171,8 @@ async fn a_single_user_change_stays_within_its_call_budget() {
     })
     .await;
     // PATCH: 5 on the request path (budget 4, not met yet): the integration, the user with its
-    // assignment and the role groups by name in one BatchGetItem, the commit, the message, the
-    // user's groups for the answer.
+    // assignment and the role groups by name in one BatchGetItem, the user's groups (its role
+    // and the answer), the commit, the message.
     check("PATCH a mapped attribute", &rename, 5, 5, 18.0);
 
     let deactivate = cost_of(&w, &logs, || async {
@@ -193,7 +193,8 @@ async fn a_single_user_change_stays_within_its_call_budget() {
     check("PATCH an unmapped attribute", &unmapped, 4, 0, 4.0);
 
     // The same PATCH of a user in a role group, the usual case once groups are pushed: the
-    // user's groups decide its role and come back in the answer.
+    // user's groups decide its role and come back in the answer, read once (one more call:
+    // the groups themselves for the answer).
     let member = w.create_user("member@example.com").await;
     let gid = w.create_group("App Admins").await;
     w.members(&gid, "add", &[&member]).await;
@@ -205,7 +206,7 @@ async fn a_single_user_change_stays_within_its_call_budget() {
         assert_eq!(v["groups"][0]["value"], json!(gid), "the answer lists the user's group: {v}");
     })
     .await;
-    check("PATCH a user in a role group", &in_group, 7, 5, 18.0);
+    check("PATCH a user in a role group", &in_group, 6, 5, 18.0);
     let app = w.demo.users().await;
     let held = app.iter().find(|u| u.given_name == "Grouped");
     assert_eq!(held.and_then(|u| u.role.as_deref()), Some("admin"), "the group's role stays: {app:?}");

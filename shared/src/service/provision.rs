@@ -38,6 +38,12 @@ impl RoleGroups {
         Ok(Self { names: ctx.store.group_ids_by_name(ctx.integration_id, &wanted).await? })
     }
 
+    /// displayNames of the role-mapped groups among `group_ids` (one user's groups, read from
+    /// its membership rows), in the order given.
+    pub fn names_in(&self, group_ids: &[String]) -> Vec<String> {
+        group_ids.iter().filter_map(|g| self.names.get(g).cloned()).collect()
+    }
+
     /// displayNames of the role-mapped groups each user belongs to, apart from `except`
     /// (the group being changed, whose membership the caller knows).
     pub async fn names_of(

@@ -178,3 +178,14 @@ fn a_group_that_grants_no_role_moves_nobody() {
     assert_eq!(plans[0].expect_seq, Some(5));
     assert!(plans[0].change().is_none(), "joining a plain group changes nothing for the app: {:?}", plans[0].after);
 }
+
+#[test]
+fn a_users_role_groups_are_picked_from_its_groups() {
+    let roles = RoleGroups {
+        names: HashMap::from([("g-admins".to_string(), "app admins".to_string()), ("g-ro".into(), "readers".into())]),
+    };
+    let member_of = ["g-other".to_string(), "g-ro".into(), "g-admins".into()];
+    assert_eq!(roles.names_in(&member_of), vec!["readers".to_string(), "app admins".into()]);
+    assert!(roles.names_in(&["g-other".to_string()]).is_empty(), "a group without a role gives none");
+    assert!(RoleGroups::default().names_in(&member_of).is_empty(), "no role groups configured");
+}

@@ -37,10 +37,17 @@ pub(crate) fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Projecti
 }
 
 /// `groups` of a user (RFC 7643 §4.1.2: read-only, returned by default): the groups it is a
-/// direct member of, from the membership rows (one Query, one BatchGetItem). List pages do not
-/// carry it.
-async fn groups_of(ctx: Ctx<'_>, user_id: &str) -> ScimResult<Vec<Value>> {
-    let ids = ctx.store.user_groups(ctx.integration_id, user_id).await?;
+/// direct member of, from the membership rows (one Query, unless a write has just read them:
+/// `known`), then the groups themselves (one BatchGetItem, none for a user in no group). List
+/// pages do not carry it.
+async fn groups_of(ctx: Ctx<'_>, user_id: &str, known: Option<Vec<String>>) -> ScimResult<Vec<Value>> {
+    let ids = match known {
+        Some(ids) => ids,
+        None => ctx.store.user_groups(ctx.integration_id, user_id).await?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut groups = ctx.store.get_resources(ctx.integration_id, Kind::Group, &ids).await?;
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(groups
@@ -59,19 +66,21 @@ async fn groups_of(ctx: Ctx<'_>, user_id: &str) -> ScimResult<Vec<Value>> {
 /// A single user's answer with its `groups`, unless the client leaves them out
 /// (`excludedAttributes=groups`, or `attributes` without it). After a committed write
 /// (`written`), a failed read of the groups leaves them out of the answer rather than
-/// reporting the write as failed.
+/// reporting the write as failed. `known`: the ids of the user's groups, when the write read
+/// them.
 async fn reply_with_groups(
     ctx: Ctx<'_>,
     status: u16,
     r: &Stored,
     projection: &Projection,
     written: bool,
+    known: Option<Vec<String>>,
 ) -> ScimResult<Reply> {
     let mut out = reply(ctx, status, r, projection);
     if !projection.wants("groups") {
         return Ok(out);
     }
-    let groups = match groups_of(ctx, &r.id).await {
+    let groups = match groups_of(ctx, &r.id, known).await {
         Ok(groups) => groups,
         Err(e) if written => {
             tracing::warn!(status = e.status, "groups left out of a write's answer: {}", e.detail);
@@ -110,14 +119,20 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
 
 pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
     let r = load(ctx, id).await?;
-    reply_with_groups(ctx, 200, &r, projection, false).await
+    reply_with_groups(ctx, 200, &r, projection, false, None).await
+}
+
+/// A user as a PUT or PATCH left it, with the ids of its groups when the write read them.
+struct Written {
+    user: Stored,
+    groups: Option<Vec<String>>,
 }
 
 /// Re-reads and re-applies `change` until the optimistic locks hold (the user's `version` and
 /// its assignment's `seq`); with `If-Match`, a lost race is a 412 instead (the client asked
 /// for that exact version). The user's new effective assignment is committed with the write,
-/// with a job when it changed.
-async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> ScimResult<Stored>
+/// with a job when it changed. `want_groups`: the answer lists the user's groups.
+async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, want_groups: bool, change: F) -> ScimResult<Written>
 where
     F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
 {
@@ -141,9 +156,16 @@ where
         }
         let doc = change(&old)?;
         if doc == old.doc {
-            return Ok(old);
+            return Ok(Written { user: old, groups: None });
         }
-        let groups = roles.names_of(ctx, &[id.to_string()], None).await?.remove(id).unwrap_or_default();
+        // The user's groups, read after its assignment: a membership change of a role group
+        // committed in between moves the assignment's `seq`, and this commit fails and plans
+        // again. They decide the role, and the answer lists them without reading them again.
+        let member_of = match want_groups || !roles.names.is_empty() {
+            true => Some(ctx.store.user_groups(ctx.integration_id, id).await?),
+            false => None,
+        };
+        let groups = roles.names_in(member_of.as_deref().unwrap_or_default());
         let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
         let mut provision = Provision::for_one_user(ctx);
         let (extra, message) = single_user(&mut provision, &plan, Some(id));
@@ -151,7 +173,7 @@ where
             Ok(new) => {
                 provision.committed(message);
                 provision.send(ctx.queue).await;
-                return Ok(new);
+                return Ok(Written { user: new, groups: member_of });
             }
             Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
             Err(WriteError::Contended) => continue,
@@ -169,8 +191,8 @@ pub async fn replace(
     projection: &Projection,
 ) -> ScimResult<Reply> {
     let doc = prepare(body)?;
-    let r = update(ctx, id, if_match, |_| Ok(doc.clone())).await?;
-    reply_with_groups(ctx, 200, &r, projection, true).await
+    let w = update(ctx, id, if_match, projection.wants("groups"), |_| Ok(doc.clone())).await?;
+    reply_with_groups(ctx, 200, &w.user, projection, true, w.groups).await
 }
 
 pub async fn patch(
@@ -181,15 +203,16 @@ pub async fn patch(
     projection: Option<&Projection>,
 ) -> ScimResult<Reply> {
     let ops = patch::parse_request(body)?;
-    let r = update(ctx, id, if_match, |old| {
+    let want_groups = projection.is_some_and(|p| p.wants("groups"));
+    let w = update(ctx, id, if_match, want_groups, |old| {
         let mut doc = old.doc.clone();
         patch::apply(&mut doc, &USER_TYPE, &ops)?;
         prepare(Value::Object(doc))
     })
     .await?;
     Ok(match projection {
-        Some(p) => reply_with_groups(ctx, 200, &r, p, true).await?,
-        None => Reply { etag: Some(etag(r.version)), ..Reply::no_content() },
+        Some(p) => reply_with_groups(ctx, 200, &w.user, p, true, w.groups).await?,
+        None => Reply { etag: Some(etag(w.user.version)), ..Reply::no_content() },
     })
 }
 
