@@ -171,8 +171,8 @@ async fn a_single_user_change_stays_within_its_call_budget() {
     })
     .await;
     // PATCH: 5 on the request path (budget 4, not met yet): the integration, the user with its
-    // assignment and the role groups by name in one BatchGetItem, the user's groups (its role
-    // and the answer), the commit, the message.
+    // assignment and the role groups by name in one BatchGetItem, the commit, the message, the
+    // user's groups for the answer (none of the integration's role groups exists yet).
     check("PATCH a mapped attribute", &rename, 5, 5, 18.0);
 
     let deactivate = cost_of(&w, &logs, || async {

@@ -278,9 +278,9 @@ impl Outbound {
 /// The outbound clients of the worker and the API: one per value of `allow_private_network`,
 /// each built by the first call that needs it. Building one loads and parses the system's root
 /// certificates, and the AWS SDK's client has loaded them once already at init: built at init,
-/// the worker's started 1.5 times slower than a function with only the SDK clients; a job that
-/// calls no app (a fan-out page, a purge, a superseded job) never builds it
-/// (BENCHMARKS.md "Init time"). A thread building it beside the init measured slower still: it
+/// the worker's init took 1.63 times that of a function with only the SDK clients (1.21 times
+/// now); a job that calls no app (a fan-out page, a purge, a superseded job) never builds it
+/// (BENCHMARKS.md "Init time"). A thread building it beside the init measured 1.50 times: it
 /// competes for the CPU the init runs on.
 pub struct OutboundClients {
     loopback: bool,

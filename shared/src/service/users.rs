@@ -131,8 +131,8 @@ struct Written {
 /// Re-reads and re-applies `change` until the optimistic locks hold (the user's `version` and
 /// its assignment's `seq`); with `If-Match`, a lost race is a 412 instead (the client asked
 /// for that exact version). The user's new effective assignment is committed with the write,
-/// with a job when it changed. `want_groups`: the answer lists the user's groups.
-async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, want_groups: bool, change: F) -> ScimResult<Written>
+/// with a job when it changed.
+async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> ScimResult<Written>
 where
     F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
 {
@@ -158,12 +158,13 @@ where
         if doc == old.doc {
             return Ok(Written { user: old, groups: None });
         }
-        // The user's groups, read after its assignment: a membership change of a role group
-        // committed in between moves the assignment's `seq`, and this commit fails and plans
-        // again. They decide the role, and the answer lists them without reading them again.
-        let member_of = match want_groups || !roles.names.is_empty() {
-            true => Some(ctx.store.user_groups(ctx.integration_id, id).await?),
-            false => None,
+        // With role groups, the user's groups decide its role: read after its assignment (a
+        // membership change of a role group committed in between moves the assignment's
+        // `seq`, and this commit fails and plans again), and listed in the answer without a
+        // second read. Without, they are read for the answer only, after the commit.
+        let member_of = match roles.names.is_empty() {
+            true => None,
+            false => Some(ctx.store.user_groups(ctx.integration_id, id).await?),
         };
         let groups = roles.names_in(member_of.as_deref().unwrap_or_default());
         let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
@@ -191,7 +192,7 @@ pub async fn replace(
     projection: &Projection,
 ) -> ScimResult<Reply> {
     let doc = prepare(body)?;
-    let w = update(ctx, id, if_match, projection.wants("groups"), |_| Ok(doc.clone())).await?;
+    let w = update(ctx, id, if_match, |_| Ok(doc.clone())).await?;
     reply_with_groups(ctx, 200, &w.user, projection, true, w.groups).await
 }
 
@@ -203,8 +204,7 @@ pub async fn patch(
     projection: Option<&Projection>,
 ) -> ScimResult<Reply> {
     let ops = patch::parse_request(body)?;
-    let want_groups = projection.is_some_and(|p| p.wants("groups"));
-    let w = update(ctx, id, if_match, want_groups, |old| {
+    let w = update(ctx, id, if_match, |old| {
         let mut doc = old.doc.clone();
         patch::apply(&mut doc, &USER_TYPE, &ops)?;
         prepare(Value::Object(doc))
