@@ -72,7 +72,8 @@ struct Touch {
 }
 
 /// What a write does to each index key: a put's item holds it or not; in an update expression
-/// the part after `REMOVE` removes, the rest (`SET`) sets.
+/// the part after `REMOVE` removes, the rest (`SET`) sets. The index's partition or sort key
+/// (`gsi1pk`, `gsi1sk`): a new value of either moves the entry.
 fn index_keys(action: &Value) -> [IndexKey; 2] {
     if let Some(item) = action.get("Item").or_else(|| action.get("PutRequest").and_then(|p| p.get("Item"))) {
         return INDEX_KEYS.map(|k| if item.get(k).is_some() { IndexKey::Put } else { IndexKey::Untouched });
@@ -82,10 +83,12 @@ fn index_keys(action: &Value) -> [IndexKey; 2] {
         Some(at) => expr.split_at(at),
         None => (expr, ""),
     };
-    INDEX_KEYS.map(|k| {
-        if remove.contains(k) {
+    INDEX_KEYS.map(|pk| {
+        let sk = pk.replace("pk", "sk");
+        let names = |part: &str| part.contains(pk) || part.contains(&sk);
+        if names(remove) {
             IndexKey::Removed
-        } else if set.contains(k) {
+        } else if names(set) {
             IndexKey::Set
         } else {
             IndexKey::Untouched
@@ -205,6 +208,9 @@ mod tests {
         assert_eq!(index_keys(&start), [IndexKey::Set, IndexKey::Untouched]);
         let finish = json!({"UpdateExpression": "SET #status = :status REMOVE gsi1pk, gsi1sk, awaiting_until"});
         assert_eq!(index_keys(&finish), [IndexKey::Removed, IndexKey::Untouched]);
+        // A re-sent job's queued entry moves by its sort key alone.
+        let resent = json!({"UpdateExpression": "SET gsi1sk = :sk ADD resends :one"});
+        assert_eq!(index_keys(&resent), [IndexKey::Set, IndexKey::Untouched]);
         let put = json!({"Item": {"pk": {"S": "p"}, "sk": {"S": "s"}, "gsi1pk": {"S": "Q"}, "gsi2pk": {"S": "U"}}});
         assert_eq!(index_keys(&put), [IndexKey::Put, IndexKey::Put]);
         let batch_put = json!({"PutRequest": {"Item": {"pk": {"S": "p"}, "sk": {"S": "s"}, "gsi2pk": {"S": "U"}}}});
