@@ -111,18 +111,23 @@ where
 /// serves the next 25 requests of the window (at the default limits) and a quiet
 /// integration's first request per window needs none, so it is not one change's cost; at most
 /// one may fall on a change. Issue targets (BENCHMARKS.md): 8 write units and $9 per million.
-fn check(name: &str, cost: &Cost, api: usize, worker: usize, write_units: f64) {
+/// `target`: the issue's request-path budget (3 for a create, 4 for a PUT or PATCH), printed
+/// met or not; `api`, `worker`, `write_units`: the ceilings the test asserts (today's figures).
+fn check(name: &str, cost: &Cost, target: usize, api: usize, worker: usize, write_units: f64) {
     let leases = cost.api.iter().filter(|o| o.ends_with(LEASE)).count();
     let api_ops: Vec<&String> = cost.api.iter().filter(|o| !o.ends_with(LEASE)).collect();
     let per_million = cost.price() * 1e6;
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
-        "BUDGET {name}: request path {} calls {:?} (+{leases} limit lease); worker {} calls {:?}; \
-         {} write units ({} of 8), {} read units; {} log bytes; ${per_million:.2} per million changes ({} of $9)",
+        "BUDGET {name}: request path {} calls {:?} (+{leases} limit lease; {} of {target}); worker {} calls {:?} \
+         ({} of 4); {} write units ({} of 8), {} read units; {} log bytes; ${per_million:.2} per million changes \
+         ({} of $9)",
         api_ops.len(),
         api_ops,
+        met(api_ops.len() <= target),
         cost.worker.len(),
         cost.worker,
+        met(cost.worker.len() <= 4),
         cost.units.write,
         met(cost.units.write <= 8.0),
         cost.units.read,
@@ -161,7 +166,7 @@ async fn a_single_user_change_stays_within_its_call_budget() {
     // A create: 3 calls on the request path (the budget, met). The worker: 5 (budget 4, not
     // met): job started, one BatchGetItem of its rows, the applied state, the job finished, its
     // request counted and closed in one write (the only job of a single user's change).
-    check("create a user", &create, 3, 5, 23.0);
+    check("create a user", &create, 3, 3, 5, 23.0);
     let uid = w.jobs().await[0].user_id.clone();
 
     let rename = cost_of(&w, &logs, || async {
@@ -170,10 +175,10 @@ async fn a_single_user_change_stays_within_its_call_budget() {
         assert_eq!(s, 200, "{v}");
     })
     .await;
-    // PATCH: 5 on the request path (budget 4, not met yet): the integration, the user with its
-    // assignment and the role groups by name in one BatchGetItem, the commit, the message, the
-    // user's groups for the answer (none of the integration's role groups exists yet).
-    check("PATCH a mapped attribute", &rename, 5, 5, 21.0);
+    // PATCH: 4 on the request path (the budget, met): the integration with the user and its
+    // assignment in one BatchGetItem, the user's groups (the integration has role groups: they
+    // decide the role; this user is in none), the commit, the message.
+    check("PATCH a mapped attribute", &rename, 4, 4, 5, 21.0);
 
     let deactivate = cost_of(&w, &logs, || async {
         let body = patch(json!([{"op": "replace", "path": "active", "value": false}]));
@@ -181,7 +186,7 @@ async fn a_single_user_change_stays_within_its_call_budget() {
         assert_eq!(s, 200, "{v}");
     })
     .await;
-    check("PATCH deactivate", &deactivate, 5, 5, 21.0);
+    check("PATCH deactivate", &deactivate, 4, 4, 5, 21.0);
 
     // A change the app does not care about makes no job, and the worker no call.
     let unmapped = cost_of(&w, &logs, || async {
@@ -190,11 +195,11 @@ async fn a_single_user_change_stays_within_its_call_budget() {
         assert_eq!(s, 200, "{v}");
     })
     .await;
-    check("PATCH an unmapped attribute", &unmapped, 4, 0, 4.0);
+    check("PATCH an unmapped attribute", &unmapped, 4, 3, 0, 4.0);
 
     // The same PATCH of a user in a role group, the usual case once groups are pushed: the
-    // user's groups decide its role and come back in the answer, read once (one more call:
-    // the groups themselves for the answer).
+    // user's groups decide its role and come back in the answer, read once (one more call than
+    // the budget: the groups themselves, whose names tell which grant a role).
     let member = w.create_user("member@example.com").await;
     let gid = w.create_group("App Admins").await;
     w.members(&gid, "add", &[&member]).await;
@@ -206,7 +211,7 @@ async fn a_single_user_change_stays_within_its_call_budget() {
         assert_eq!(v["groups"][0]["value"], json!(gid), "the answer lists the user's group: {v}");
     })
     .await;
-    check("PATCH a user in a role group", &in_group, 6, 5, 21.0);
+    check("PATCH a user in a role group", &in_group, 4, 5, 5, 21.0);
     let app = w.demo.users().await;
     let held = app.iter().find(|u| u.given_name == "Grouped");
     assert_eq!(held.and_then(|u| u.role.as_deref()), Some("admin"), "the group's role stays: {app:?}");
@@ -217,41 +222,45 @@ async fn a_single_user_change_stays_within_its_call_budget() {
 /// (`per_integration` 1) and concurrent (the default). `make bench` prints the BENCH lines.
 /// A group PATCH listing N members of a role group (no re-plan of the others): the request
 /// path's calls against issue 14's budget, ⌈N/25⌉ transactions + ⌈N/10⌉ message batches + 4,
-/// printed met or not; the assertion is a ceiling at what the code makes now (a regression
-/// fails it). Every listed member must end with the group's role in the app.
+/// printed met or not. At N = 99 it is met, and asserted; at N = 100 the assertion is a ceiling
+/// at what the code makes now, one over (BENCHMARKS.md: 100 shares of 4 actions fill four
+/// transactions, and the group's version and the request need a fifth). Every listed member
+/// must end with the group's role in the app.
 #[tokio::test]
 async fn a_group_patch_of_listed_members_stays_within_its_call_budget() {
-    const N: usize = 100;
-    /// Measured 2026-12-04: 1 integration + 1 group + 1 users + 1 role groups by name + 1
-    /// assignments + 5 transactions + 10 message batches.
-    const CEILING: usize = 20;
+    /// Measured 2026-12-04 (third session), N = 100: 1 integration with the group + 1 users +
+    /// 1 role groups by name + 1 assignments + 5 transactions + 10 message batches.
+    const CEILING_AT_100: usize = 19;
     let _one_at_a_time = SERIAL.lock().await;
     counted_logs();
-    let w = World::new().await;
-    let ids = w.seed_provisioned(None, N).await;
-    let gid = w.create_group("App Admins").await;
-    w.settle().await;
-    let before = w.stack.api_calls.get();
-    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
-    let body = patch(json!([{"op": "add", "path": "members", "value": members}]));
-    let (s, v) = w.call("PATCH", &format!("/Groups/{gid}"), Some(body)).await;
-    assert_eq!(s, 204, "{v}");
-    let ops: Vec<String> =
-        w.stack.api_calls.calls_since(before).into_iter().map(|(o, _)| o).filter(|o| !o.ends_with(LEASE)).collect();
-    let mut by_op: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for o in &ops {
-        *by_op.entry(o.as_str()).or_default() += 1;
+    for n in [99, 100] {
+        let w = World::new().await;
+        let ids = w.seed_provisioned(None, n).await;
+        let gid = w.create_group("App Admins").await;
+        w.settle().await;
+        let before = w.stack.api_calls.get();
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        let body = patch(json!([{"op": "add", "path": "members", "value": members}]));
+        let (s, v) = w.call("PATCH", &format!("/Groups/{gid}"), Some(body)).await;
+        assert_eq!(s, 204, "{v}");
+        let ops: Vec<String> =
+            w.stack.api_calls.calls_since(before).into_iter().map(|(o, _)| o).filter(|o| !o.ends_with(LEASE)).collect();
+        let mut by_op: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for o in &ops {
+            *by_op.entry(o.as_str()).or_default() += 1;
+        }
+        let formula = n.div_ceil(25) + n.div_ceil(10) + 4;
+        println!(
+            "BUDGET group PATCH of {n} listed members: request path {} calls {by_op:?} ({} of ⌈N/25⌉ + ⌈N/10⌉ + 4 = {formula})",
+            ops.len(),
+            if ops.len() <= formula { "met" } else { "NOT met" },
+        );
+        w.settle().await;
+        let admins = w.demo.users().await.iter().filter(|u| u.role.as_deref() == Some("admin")).count();
+        assert_eq!(admins, n, "every listed member holds the group's role in the app");
+        let ceiling = if n == 100 { CEILING_AT_100 } else { formula };
+        assert!(ops.len() <= ceiling, "group PATCH of {n}: {} calls (ceiling {ceiling}): {by_op:?}", ops.len());
     }
-    let formula = N.div_ceil(25) + N.div_ceil(10) + 4;
-    println!(
-        "BUDGET group PATCH of {N} listed members: request path {} calls {by_op:?} ({} of ⌈N/25⌉ + ⌈N/10⌉ + 4 = {formula})",
-        ops.len(),
-        if ops.len() <= formula { "met" } else { "NOT met" },
-    );
-    w.settle().await;
-    let admins = w.demo.users().await.iter().filter(|u| u.role.as_deref() == Some("admin")).count();
-    assert_eq!(admins, N, "every listed member holds the group's role in the app");
-    assert!(ops.len() <= CEILING, "group PATCH of {N}: {} calls (ceiling {CEILING}): {by_op:?}", ops.len());
 }
 
 #[tokio::test]

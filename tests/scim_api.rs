@@ -32,6 +32,7 @@ async fn tokens_are_per_integration() {
     let b = stack.create_integration("other").await;
     let (s, body) = a.call(&stack.http, "POST", "/Users", Some(user("alice@example.com"))).await;
     assert_eq!(s, 201, "{body}");
+    let alice = body["id"].as_str().unwrap().to_string();
 
     // B's token on A's URL, no token, a malformed header: 401 with a SCIM error body.
     let wrong = Integration { token: b.token.clone(), ..a.clone() };
@@ -49,9 +50,28 @@ async fn tokens_are_per_integration() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 
-    // B sees none of A's users.
+    // A request about one user reads it with the configuration, before the token is checked
+    // (docs/architecture.md "One read before the token check"): a wrong token gets the same
+    // 401 whether the user exists or not, and changes nothing.
+    let unknown = "01J00000000000000000000000";
+    let deactivate = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    for (method, body) in [("GET", None), ("PATCH", Some(deactivate.clone())), ("DELETE", None)] {
+        let known = wrong.call(&stack.http, method, &format!("/Users/{alice}"), body.clone()).await;
+        let missing = wrong.call(&stack.http, method, &format!("/Users/{unknown}"), body).await;
+        assert_scim_error(known.0, &known.1, 401, None);
+        assert_eq!(known, missing, "{method}: a wrong token tells nothing about the user");
+    }
+    let (s, body) = a.call(&stack.http, "GET", &format!("/Users/{alice}"), None).await;
+    assert_eq!((s, &body["active"]), (200, &json!(true)), "{body}");
+
+    // B sees none of A's users, by filter or by id.
     let (s, body) = b.call(&stack.http, "GET", "/Users?filter=userName%20eq%20%22alice@example.com%22", None).await;
     assert_eq!((s, body["totalResults"].as_u64()), (200, Some(0)));
+    for (method, body) in [("GET", None), ("PATCH", Some(deactivate))] {
+        let (s, body) = b.call(&stack.http, method, &format!("/Users/{alice}"), body).await;
+        assert_scim_error(s, &body, 404, None);
+    }
 
     // The admin API wants the admin token.
     let resp = stack

@@ -51,7 +51,7 @@ pub async fn run(store: &Store, queue: &Queue, app: AppAccess<'_>, msg: &FanoutM
         return Ok(());
     };
     let config = IntegrationConfig::from_json(record.config_json())?;
-    let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
+    let ctx = Ctx::background(store, queue, iid, &config);
     let after = match task.mode {
         FanoutMode::Replan => task.cursor.as_deref(),
         // Handled rows are deleted: the next page is always the first.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use super::provision::{Affected, Known, Provision, RoleGroups, UserPlan, UserWrites, plan_group_change};
-use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
+use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, read_resource, render, write_error};
 use crate::error::{ScimError, ScimResult};
 use crate::queue::FanoutMessage;
 use crate::scim::patch::{self, MemberDelta};
@@ -434,7 +434,7 @@ pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection, members_after:
     if members_after.is_some_and(|m| !crate::store::keys::is_resource_id(m)) {
         return Err(ScimError::invalid_value("membersAfter must be a member id, as a 'next' link gives it"));
     }
-    let r = load(ctx, id).await?;
+    let r = read_resource(ctx, KIND, id, true).await?.ok_or_else(|| not_found(id))?;
     reply_page(ctx, 200, &r, projection, members_after).await
 }
 
@@ -447,8 +447,8 @@ async fn write(
     delta: &MemberDelta,
     displays: &Displays,
 ) -> ScimResult<Stored> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let old = load(ctx, id).await?;
+    for attempt in 0..WRITE_ATTEMPTS {
+        let old = read_resource(ctx, KIND, id, attempt == 0).await?.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }
@@ -551,8 +551,8 @@ pub async fn patch(
 }
 
 pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<Reply> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let old = load(ctx, id).await?;
+    for attempt in 0..WRITE_ATTEMPTS {
+        let old = read_resource(ctx, KIND, id, attempt == 0).await?.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
         }

@@ -22,9 +22,10 @@ pub mod users;
 
 use serde_json::Value;
 
-use crate::error::ScimError;
+use crate::error::{ScimError, ScimResult};
 use crate::integration::IntegrationConfig;
 use crate::queue::Queue;
+use crate::store::job_context::Prefetched;
 use crate::store::resources::{Kind, Stored, WriteError};
 use crate::store::{Store, StoreError};
 
@@ -44,6 +45,22 @@ pub struct Ctx<'a> {
     /// (relative to the base URL, without the query).
     pub method: &'a str,
     pub path: &'a str,
+    /// Rows of the resource the request is about, read with the configuration (a SCIM
+    /// request's first attempt uses them; `None` outside a SCIM request).
+    pub prefetched: Option<&'a Prefetched>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context outside any SCIM request (a fan-out page, an offboarding, a re-plan): no base
+    /// URL, no trigger, nothing read ahead.
+    pub fn background(
+        store: &'a Store,
+        queue: &'a Queue,
+        integration_id: &'a str,
+        integration: &'a IntegrationConfig,
+    ) -> Self {
+        Ctx { store, queue, integration_id, integration, base_url: "", method: "", path: "", prefetched: None }
+    }
 }
 
 /// A SCIM answer: status, optional body, optional ETag and Location headers.
@@ -73,6 +90,15 @@ impl From<StoreError> for ScimError {
             false => ScimError::internal("internal storage error"),
         }
     }
+}
+
+/// The resource `id`: on a first attempt (`first`) as the request read it with its
+/// configuration, when it did; else read now.
+pub(crate) async fn read_resource(ctx: Ctx<'_>, kind: Kind, id: &str, first: bool) -> ScimResult<Option<Stored>> {
+    if first && let Some(read) = ctx.prefetched.and_then(|p| p.resource(kind, id)) {
+        return Ok(read?);
+    }
+    Ok(ctx.store.get_resource(ctx.integration_id, kind, id).await?)
 }
 
 pub(crate) fn write_error(kind: Kind, e: WriteError, doc: &serde_json::Map<String, Value>) -> ScimError {

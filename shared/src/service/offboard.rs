@@ -134,7 +134,7 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
         return Ok(());
     };
     let config = IntegrationConfig::from_json(record.config_json())?;
-    let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
+    let ctx = Ctx::background(store, queue, iid, &config);
     let mode = task.offboard.unwrap_or(OffboardMode::Deprovision);
     let (rows, more) = store.assign_page(iid, task.cursor.as_deref(), PAGE).await?;
     let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();

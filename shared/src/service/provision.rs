@@ -18,6 +18,17 @@ use crate::store::plan::Write;
 use crate::store::provisioning::{AssignRow, JobRow, RequestRow, assignment_json, queued_gsi_sk, status};
 use crate::store::resources::{Kind, Stored};
 
+/// The (folded) displayNames of the role-mapped groups among `groups` (one user's groups, as
+/// stored), in the order given.
+pub fn role_group_names(integration: &IntegrationConfig, groups: &[Stored]) -> Vec<String> {
+    groups
+        .iter()
+        .filter_map(|g| g.doc.get("displayName").and_then(Value::as_str))
+        .filter(|name| integration.roles.is_role_group(name))
+        .map(|name| crate::scim::text::fold(name, false).into_owned())
+        .collect()
+}
+
 /// The role-mapped groups that exist in the integration: group id -> lowercased displayName.
 #[derive(Debug, Default, Clone)]
 pub struct RoleGroups {
@@ -36,12 +47,6 @@ impl RoleGroups {
             return Ok(Self::default());
         }
         Ok(Self { names: ctx.store.group_ids_by_name(ctx.integration_id, &wanted).await? })
-    }
-
-    /// displayNames of the role-mapped groups among `group_ids` (one user's groups, read from
-    /// its membership rows), in the order given.
-    pub fn names_in(&self, group_ids: &[String]) -> Vec<String> {
-        group_ids.iter().filter_map(|g| self.names.get(g).cloned()).collect()
     }
 
     /// displayNames of the role-mapped groups each user belongs to, apart from `except`

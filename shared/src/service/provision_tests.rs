@@ -180,12 +180,24 @@ fn a_group_that_grants_no_role_moves_nobody() {
 }
 
 #[test]
-fn a_users_role_groups_are_picked_from_its_groups() {
-    let roles = RoleGroups {
-        names: HashMap::from([("g-admins".to_string(), "app admins".to_string()), ("g-ro".into(), "readers".into())]),
+fn a_users_role_groups_are_picked_from_its_groups_by_name() {
+    let group = |id: &str, name: Value| Stored {
+        id: id.into(),
+        doc: json!({"displayName": name}).as_object().unwrap().clone(),
+        version: 1,
+        created: NOW.into(),
+        last_modified: NOW.into(),
     };
-    let member_of = ["g-other".to_string(), "g-ro".into(), "g-admins".into()];
-    assert_eq!(roles.names_in(&member_of), vec!["readers".to_string(), "app admins".into()]);
-    assert!(roles.names_in(&["g-other".to_string()]).is_empty(), "a group without a role gives none");
-    assert!(RoleGroups::default().names_in(&member_of).is_empty(), "no role groups configured");
+    let member_of =
+        [group("g-other", json!("Sales")), group("g-ed", json!("crm EDITORS")), group("g-ad", json!("CRM Admins"))];
+    // Names fold as the uniqueness rows do; the order is the groups'.
+    assert_eq!(role_group_names(&config(), &member_of), vec!["crm editors".to_string(), "crm admins".into()]);
+    assert!(role_group_names(&config(), &member_of[..1]).is_empty(), "a group without a role gives none");
+    assert!(role_group_names(&config(), &[group("g-x", Value::Null)]).is_empty(), "a group without a name");
+    let plain = IntegrationConfig::from_json(json!({
+        "name": "t",
+        "connector": {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"},
+    }))
+    .unwrap();
+    assert!(role_group_names(&plain, &member_of).is_empty(), "no role groups configured");
 }

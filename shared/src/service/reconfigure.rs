@@ -75,7 +75,7 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
         return Ok(());
     };
     let config = IntegrationConfig::from_json(record.config_json())?;
-    let ctx = Ctx { store, queue, integration_id: iid, integration: &config, base_url: "", method: "", path: "" };
+    let ctx = Ctx::background(store, queue, iid, &config);
     let (rows, more) = store.assign_page(iid, task.cursor.as_deref(), PAGE).await?;
     let ids: Vec<String> = rows.into_iter().map(|r| r.user_id).collect();
     if let Some(request_id) = &task.request_id
@@ -99,7 +99,7 @@ pub async fn run_step(store: &Store, queue: &Queue, task: &FanoutRow) -> ScimRes
 /// What saving `config` would change, without saving or sending anything: every user planned
 /// against it, the changes counted by action, the first [`SAMPLE`] shown.
 pub async fn preview(store: &Store, queue: &Queue, iid: &str, config: &IntegrationConfig) -> ScimResult<Value> {
-    let ctx = Ctx { store, queue, integration_id: iid, integration: config, base_url: "", method: "", path: "" };
+    let ctx = Ctx::background(store, queue, iid, config);
     let roles = RoleGroups::load(ctx).await?;
     let mut cursor: Option<String> = None;
     let (mut users, mut total) = (0usize, 0usize);

@@ -2,13 +2,14 @@
 
 use serde_json::Value;
 
-use super::provision::{Provision, RoleGroups, UserPlan, UserWrites};
-use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, render, write_error};
+use super::provision::{Provision, UserPlan, UserWrites, role_group_names};
+use super::{Ctx, Reply, WRITE_ATTEMPTS, check_limits, etag, if_match_ok, now, read_resource, render, write_error};
 use crate::assignment::effective::effective;
 use crate::error::{ScimError, ScimResult};
 use crate::queue::JobMessage;
 use crate::scim::resource::{Projection, check_required, normalise};
 use crate::scim::{patch, schema::USER_TYPE};
+use crate::store::job_context::UserAndAssign;
 use crate::store::plan::Write;
 use crate::store::resources::{Kind, Stored, WriteError};
 
@@ -37,18 +38,14 @@ pub(crate) fn reply(ctx: Ctx<'_>, status: u16, r: &Stored, projection: &Projecti
 }
 
 /// `groups` of a user (RFC 7643 §4.1.2: read-only, returned by default): the groups it is a
-/// direct member of, from the membership rows (one Query, unless a write has just read them:
-/// `known`), then the groups themselves (one BatchGetItem, none for a user in no group). List
-/// pages do not carry it.
-async fn groups_of(ctx: Ctx<'_>, user_id: &str, known: Option<Vec<String>>) -> ScimResult<Vec<Value>> {
-    let ids = match known {
-        Some(ids) => ids,
-        None => ctx.store.user_groups(ctx.integration_id, user_id).await?,
+/// direct member of, from the membership rows (one Query), then the groups themselves (one
+/// BatchGetItem, none for a user in no group), unless a write has just read them (`known`).
+/// List pages do not carry it.
+async fn groups_of(ctx: Ctx<'_>, user_id: &str, known: Option<Vec<Stored>>) -> ScimResult<Vec<Value>> {
+    let mut groups = match known {
+        Some(groups) => groups,
+        None => member_of(ctx, user_id).await?,
     };
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut groups = ctx.store.get_resources(ctx.integration_id, Kind::Group, &ids).await?;
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(groups
         .iter()
@@ -63,18 +60,26 @@ async fn groups_of(ctx: Ctx<'_>, user_id: &str, known: Option<Vec<String>>) -> S
         .collect())
 }
 
+/// The groups a user is a direct member of, as stored.
+async fn member_of(ctx: Ctx<'_>, user_id: &str) -> ScimResult<Vec<Stored>> {
+    let ids = ctx.store.user_groups(ctx.integration_id, user_id).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(ctx.store.get_resources(ctx.integration_id, Kind::Group, &ids).await?)
+}
+
 /// A single user's answer with its `groups`, unless the client leaves them out
 /// (`excludedAttributes=groups`, or `attributes` without it). After a committed write
 /// (`written`), a failed read of the groups leaves them out of the answer rather than
-/// reporting the write as failed. `known`: the ids of the user's groups, when the write read
-/// them.
+/// reporting the write as failed. `known`: the user's groups, when the write read them.
 async fn reply_with_groups(
     ctx: Ctx<'_>,
     status: u16,
     r: &Stored,
     projection: &Projection,
     written: bool,
-    known: Option<Vec<String>>,
+    known: Option<Vec<Stored>>,
 ) -> ScimResult<Reply> {
     let mut out = reply(ctx, status, r, projection);
     if !projection.wants("groups") {
@@ -96,8 +101,13 @@ async fn reply_with_groups(
     Ok(out)
 }
 
-async fn load(ctx: Ctx<'_>, id: &str) -> ScimResult<Stored> {
-    ctx.store.get_resource(ctx.integration_id, KIND, id).await?.ok_or_else(|| not_found(id))
+/// The user and its desired assignment: on a first attempt (`first`) as the request read them
+/// with its configuration, when it did; else read now.
+async fn user_and_assign(ctx: Ctx<'_>, id: &str, first: bool) -> ScimResult<UserAndAssign> {
+    if first && let Some(read) = ctx.prefetched.and_then(|p| p.user_and_assign(id)) {
+        return Ok(read?);
+    }
+    Ok(ctx.store.user_and_assign(ctx.integration_id, id).await?)
 }
 
 pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimResult<Reply> {
@@ -118,14 +128,14 @@ pub async fn create(ctx: Ctx<'_>, body: Value, projection: &Projection) -> ScimR
 }
 
 pub async fn get(ctx: Ctx<'_>, id: &str, projection: &Projection) -> ScimResult<Reply> {
-    let r = load(ctx, id).await?;
+    let r = read_resource(ctx, KIND, id, true).await?.ok_or_else(|| not_found(id))?;
     reply_with_groups(ctx, 200, &r, projection, false, None).await
 }
 
-/// A user as a PUT or PATCH left it, with the ids of its groups when the write read them.
+/// A user as a PUT or PATCH left it, with its groups when the write read them.
 struct Written {
     user: Stored,
-    groups: Option<Vec<String>>,
+    groups: Option<Vec<Stored>>,
 }
 
 /// Re-reads and re-applies `change` until the optimistic locks hold (the user's `version` and
@@ -136,20 +146,9 @@ async fn update<F>(ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) ->
 where
     F: Fn(&Stored) -> ScimResult<serde_json::Map<String, Value>>,
 {
-    // The user, its desired assignment and (the first time) the role groups in one read
-    // (`store::job_context`).
-    let mut roles: Option<RoleGroups> = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let (old, row) = match &roles {
-            Some(_) => ctx.store.user_and_assign(ctx.integration_id, id).await?,
-            None => {
-                let wanted = RoleGroups::wanted(ctx);
-                let (user, assign, names) = ctx.store.user_assign_and_groups(ctx.integration_id, id, &wanted).await?;
-                roles = Some(RoleGroups { names });
-                (user, assign)
-            }
-        };
-        let roles = roles.as_ref().expect("loaded on the first attempt");
+    for attempt in 0..WRITE_ATTEMPTS {
+        // The first attempt's user and assignment were read with the configuration.
+        let (old, row) = user_and_assign(ctx, id, attempt == 0).await?;
         let old = old.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));
@@ -158,23 +157,25 @@ where
         if doc == old.doc {
             return Ok(Written { user: old, groups: None });
         }
-        // With role groups, the user's groups decide its role: read after its assignment (a
-        // membership change of a role group committed in between moves the assignment's
-        // `seq`, and this commit fails and plans again), and listed in the answer without a
-        // second read. Without, they are read for the answer only, after the commit.
-        let member_of = match roles.names.is_empty() {
+        // With role groups configured, the user's groups decide its role: its membership rows,
+        // read after its assignment (a membership change of a role group committed in between
+        // moves the assignment's `seq`, and this commit fails and plans again), then those
+        // groups, whose names tell which grant a role (a rename to or from a role group's name
+        // re-plans every member behind it: `service::fanout`). The answer lists them without a
+        // second read. Without role groups, they are read for the answer only, after the commit.
+        let groups = match ctx.integration.roles.groups.is_empty() {
             true => None,
-            false => Some(ctx.store.user_groups(ctx.integration_id, id).await?),
+            false => Some(member_of(ctx, id).await?),
         };
-        let groups = roles.names_in(member_of.as_deref().unwrap_or_default());
-        let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &groups, ctx.integration)));
+        let role_groups = role_group_names(ctx.integration, groups.as_deref().unwrap_or_default());
+        let plan = UserPlan::new(id, Some(&doc), row.as_ref(), Some(effective(&doc, &role_groups, ctx.integration)));
         let mut provision = Provision::for_one_user(ctx);
         let (extra, message) = single_user(&mut provision, &plan, Some(id));
         match ctx.store.replace_resource(ctx.integration_id, KIND, &old, doc.clone(), &now(), extra).await {
             Ok(new) => {
                 provision.committed(message);
                 provision.send(ctx.queue).await;
-                return Ok(Written { user: new, groups: member_of });
+                return Ok(Written { user: new, groups });
             }
             Err(WriteError::VersionMismatch) if if_match.is_none() => continue,
             Err(WriteError::Contended) => continue,
@@ -217,8 +218,8 @@ pub async fn patch(
 }
 
 pub async fn delete(ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<Reply> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let (old, row) = ctx.store.user_and_assign(ctx.integration_id, id).await?;
+    for attempt in 0..WRITE_ATTEMPTS {
+        let (old, row) = user_and_assign(ctx, id, attempt == 0).await?;
         let old = old.ok_or_else(|| not_found(id))?;
         if !if_match_ok(if_match, &old) {
             return Err(ScimError::precondition_failed("If-Match does not match the current version"));

@@ -2,18 +2,73 @@
 //! the read units are the same, the calls fewer:
 //! - what the worker reads before it runs a job: the integration's configuration, the user's
 //!   desired assignment, what was last applied to the app, and the stored user;
-//! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment,
-//!   with the ids of the integration's role-mapped groups.
+//! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment;
+//! - what a SCIM request about one resource reads first ([`Store::integration_and`]): the
+//!   integration's configuration, to check the token, with that resource's rows
+//!   ([`Prefetch`]), which the service then uses for its first attempt ([`Prefetched`]).
 
 use std::collections::HashMap;
 
 use super::integrations::IntegrationRecord;
 use super::provisioning::{AppliedRow, AssignRow, from_item};
 use super::resources::{Kind, Stored};
-use super::{Store, StoreError, get_s, key, keys};
+use super::{Item, Store, StoreError, get_s, key, keys};
 
-/// A user, its desired assignment, and role-group ids by name ([`Store::user_assign_and_groups`]).
-pub type UserAssignGroups = (Option<Stored>, Option<AssignRow>, HashMap<String, String>);
+/// The rows of the one resource a SCIM request is about, read with the integration's
+/// configuration (docs/architecture.md "One read before the token check").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prefetch {
+    /// Nothing beyond the configuration (a create, a list, discovery).
+    Nothing,
+    /// A user (`GET /Users/{id}`).
+    User(String),
+    /// A user and its desired assignment (`PUT`, `PATCH`, `DELETE /Users/{id}`).
+    UserChange(String),
+    /// A group (`GET`, `PUT`, `PATCH`, `DELETE /Groups/{id}`).
+    Group(String),
+}
+
+impl Prefetch {
+    /// The sort keys to read. An id that cannot be ours reads nothing (it is answered 404).
+    fn sks(&self) -> Vec<String> {
+        match self {
+            Prefetch::User(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id)],
+            Prefetch::UserChange(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id), keys::assign_sk(id)],
+            Prefetch::Group(id) if keys::is_resource_id(id) => vec![Kind::Group.sk(id)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Rows read with the configuration: for each sort key asked, the item or its absence. A row
+/// not asked for answers `None`, and the caller reads it itself. Only a first attempt uses
+/// them: an attempt after a lost race reads afresh.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    rows: Vec<(String, Option<Item>)>,
+}
+
+impl Prefetched {
+    fn row(&self, sk: &str) -> Option<Option<&Item>> {
+        self.rows.iter().find(|(s, _)| s == sk).map(|(_, item)| item.as_ref())
+    }
+
+    /// A user or group as read with the configuration (`Some(None)`: it does not exist).
+    pub fn resource(&self, kind: Kind, id: &str) -> Option<Result<Option<Stored>, StoreError>> {
+        let item = self.row(&kind.sk(id))?;
+        Some(item.map(|i| Stored::from_item(i.clone())).transpose())
+    }
+
+    /// A user and its desired assignment, when both were read with the configuration.
+    pub fn user_and_assign(&self, user_id: &str) -> Option<Result<UserAndAssign, StoreError>> {
+        let user = self.resource(Kind::User, user_id)?;
+        let assign = self.row(&keys::assign_sk(user_id))?;
+        Some(user.and_then(|u| Ok((u, assign.map(|a| from_item(a.clone())).transpose()?))))
+    }
+}
+
+/// A user and its desired assignment; either may be missing.
+pub type UserAndAssign = (Option<Stored>, Option<AssignRow>);
 
 /// The rows a job runs against; each may be missing.
 #[derive(Debug, Default)]
@@ -25,6 +80,32 @@ pub struct JobContext {
 }
 
 impl Store {
+    /// An integration's configuration and the rows `prefetch` names, in one strongly
+    /// consistent read (a GetItem when it names none).
+    pub async fn integration_and(
+        &self,
+        iid: &str,
+        prefetch: &Prefetch,
+    ) -> Result<(Option<IntegrationRecord>, Prefetched), StoreError> {
+        let sks = prefetch.sks();
+        if sks.is_empty() {
+            return Ok((self.get_integration(iid).await?, Prefetched::default()));
+        }
+        let pk = keys::integration_pk(iid);
+        let mut wanted = vec![key(pk.clone(), keys::CONFIG_SK.to_string())];
+        wanted.extend(sks.iter().map(|sk| key(pk.clone(), sk.clone())));
+        let mut found: HashMap<String, Item> = HashMap::new();
+        for item in self.batch_get(wanted).await? {
+            found.insert(get_s(&item, keys::SK).unwrap_or_default().to_string(), item);
+        }
+        let integration = match found.remove(keys::CONFIG_SK) {
+            Some(item) => Some(serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))?),
+            None => None,
+        };
+        let rows = sks.into_iter().map(|sk| (sk.clone(), found.remove(&sk))).collect();
+        Ok((integration, Prefetched { rows }))
+    }
+
     pub async fn job_context(&self, iid: &str, user_id: &str) -> Result<JobContext, StoreError> {
         let pk = keys::integration_pk(iid);
         let (config_sk, assign_sk, applied_sk) =
@@ -56,45 +137,46 @@ impl Store {
     }
 
     /// A user and its desired assignment (either may be missing).
-    pub async fn user_and_assign(
-        &self,
-        iid: &str,
-        user_id: &str,
-    ) -> Result<(Option<Stored>, Option<AssignRow>), StoreError> {
-        let (user, assign, _) = self.user_assign_and_groups(iid, user_id, &[]).await?;
-        Ok((user, assign))
-    }
-
-    /// [`Self::user_and_assign`], and in the same read the ids of the groups named `names` (the
-    /// role-mapped groups: id -> folded displayName, as [`Self::group_ids_by_name`]).
-    pub async fn user_assign_and_groups(
-        &self,
-        iid: &str,
-        user_id: &str,
-        names: &[String],
-    ) -> Result<UserAssignGroups, StoreError> {
+    pub async fn user_and_assign(&self, iid: &str, user_id: &str) -> Result<UserAndAssign, StoreError> {
+        if !keys::is_resource_id(user_id) {
+            return Ok((None, None));
+        }
         let pk = keys::integration_pk(iid);
-        let mut wanted: Vec<_> = names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect();
-        let known = keys::is_resource_id(user_id);
         let (user_sk, assign_sk) = (Kind::User.sk(user_id), keys::assign_sk(user_id));
-        if known {
-            wanted.push(key(pk.clone(), user_sk.clone()));
-            wanted.push(key(pk, assign_sk.clone()));
-        }
-        let (mut user, mut assign, mut groups) = (None, None, HashMap::new());
-        if wanted.is_empty() {
-            return Ok((user, assign, groups));
-        }
-        for item in self.batch_get(wanted).await? {
-            let sk = get_s(&item, keys::SK).unwrap_or_default().to_string();
-            if known && sk == user_sk {
-                user = Some(Stored::from_item(item)?);
-            } else if known && sk == assign_sk {
-                assign = Some(from_item(item)?);
-            } else if let Some((id, name)) = super::members::group_name_entry(&item) {
-                groups.insert(id, name);
+        let (mut user, mut assign) = (None, None);
+        for item in self.batch_get(vec![key(pk.clone(), user_sk.clone()), key(pk, assign_sk)]).await? {
+            match get_s(&item, keys::SK) == Some(user_sk.as_str()) {
+                true => user = Some(Stored::from_item(item)?),
+                false => assign = Some(from_item(item)?),
             }
         }
-        Ok((user, assign, groups))
+        Ok((user, assign))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "01J0000000000000000000000A";
+
+    #[test]
+    fn a_prefetch_names_the_rows_of_its_resource_and_nothing_for_a_foreign_id() {
+        assert_eq!(Prefetch::User(ID.into()).sks(), vec![Kind::User.sk(ID)]);
+        assert_eq!(Prefetch::UserChange(ID.into()).sks(), vec![Kind::User.sk(ID), keys::assign_sk(ID)]);
+        assert_eq!(Prefetch::Group(ID.into()).sks(), vec![Kind::Group.sk(ID)]);
+        assert!(Prefetch::UserChange("../CONFIG".into()).sks().is_empty());
+        assert!(Prefetch::Nothing.sks().is_empty());
+    }
+
+    #[test]
+    fn prefetched_rows_answer_only_for_what_was_read() {
+        // The user was asked for and is absent; its assignment was not asked for.
+        let p = Prefetched { rows: vec![(Kind::User.sk(ID), None)] };
+        assert!(matches!(p.resource(Kind::User, ID), Some(Ok(None))));
+        assert!(p.resource(Kind::Group, ID).is_none(), "a group was not read");
+        assert!(p.user_and_assign(ID).is_none(), "the assignment was not read: the caller reads both");
+        let p = Prefetched { rows: vec![(Kind::User.sk(ID), None), (keys::assign_sk(ID), None)] };
+        assert!(matches!(p.user_and_assign(ID), Some(Ok((None, None)))));
     }
 }

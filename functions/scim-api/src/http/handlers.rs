@@ -20,6 +20,7 @@ fn ctx<'a>(state: &'a AppState, scim: &'a Scim) -> Ctx<'a> {
         base_url: &scim.base_url,
         method: &scim.method,
         path: &scim.path,
+        prefetched: Some(&scim.prefetched),
     }
 }
 

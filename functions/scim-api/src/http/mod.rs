@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idlcm::auth;
@@ -17,6 +17,7 @@ use idlcm::integration::IntegrationConfig;
 use idlcm::metrics::{self, Unit};
 use idlcm::service::Reply;
 use idlcm::service::audit::Actor;
+use idlcm::store::job_context::{Prefetch, Prefetched};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -98,6 +99,24 @@ pub struct Scim {
     pub base_url: String,
     pub method: String,
     pub path: String,
+    /// The rows of the resource the request names, read with the configuration.
+    pub prefetched: Prefetched,
+}
+
+/// What a SCIM request reads with its integration's configuration: the one resource its route
+/// names, so that a read, replace, patch or delete of it starts with one read, not two
+/// (docs/architecture.md "One read before the token check").
+fn prefetch_for(method: &Method, route: Option<&str>, id: Option<&String>) -> Prefetch {
+    let (Some(route), Some(id)) = (route, id) else {
+        return Prefetch::Nothing;
+    };
+    let id = id.clone();
+    match (route.ends_with("/Users/{id}"), route.ends_with("/Groups/{id}")) {
+        (true, _) if *method == Method::GET => Prefetch::User(id),
+        (true, _) if [Method::PUT, Method::PATCH, Method::DELETE].contains(method) => Prefetch::UserChange(id),
+        (_, true) if [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].contains(method) => Prefetch::Group(id),
+        _ => Prefetch::Nothing,
+    }
 }
 
 impl FromRequestParts<AppState> for Scim {
@@ -113,7 +132,12 @@ impl FromRequestParts<AppState> for Scim {
         if iid.is_empty() || iid.len() > 64 || !iid.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(unauthorized());
         }
-        let record = state.store.get_integration(&iid).await.map_err(ScimError::from)?.ok_or_else(unauthorized)?;
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+        let prefetch = prefetch_for(&parts.method, route, params.get("id"));
+        // The resource's rows are read before the token is checked, and dropped unseen when it
+        // fails: a wrong token is answered the same whether or not the resource exists.
+        let (record, prefetched) = state.store.integration_and(&iid, &prefetch).await.map_err(ScimError::from)?;
+        let record = record.ok_or_else(unauthorized)?;
         if !auth::verify(token, &record.token_hashes) {
             return Err(unauthorized());
         }
@@ -126,7 +150,7 @@ impl FromRequestParts<AppState> for Scim {
         let base_url = format!("{}/scim/v2/{iid}", api_url(state, &parts.headers));
         let prefix = format!("/scim/v2/{iid}");
         let path = parts.uri.path().strip_prefix(&prefix).unwrap_or(parts.uri.path()).to_string();
-        Ok(Scim { integration_id: iid, integration, base_url, method: parts.method.to_string(), path })
+        Ok(Scim { integration_id: iid, integration, base_url, method: parts.method.to_string(), path, prefetched })
     }
 }
 
@@ -264,4 +288,38 @@ fn integration_of(path: &str) -> Option<&str> {
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
     ApiError(ScimError::internal("internal error")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USER: &str = "/scim/v2/{iid}/Users/{id}";
+    const GROUP: &str = "/scim/v2/{iid}/Groups/{id}";
+
+    fn prefetch(method: Method, route: &str, id: Option<&str>) -> Prefetch {
+        prefetch_for(&method, Some(route), id.map(str::to_string).as_ref())
+    }
+
+    #[test]
+    fn a_request_about_one_resource_reads_it_with_the_configuration() {
+        let id = Some("01J0000000000000000000000A");
+        let user = || "01J0000000000000000000000A".to_string();
+        assert_eq!(prefetch(Method::GET, USER, id), Prefetch::User(user()));
+        for m in [Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(prefetch(m.clone(), USER, id), Prefetch::UserChange(user()), "{m}");
+            assert_eq!(prefetch(m, GROUP, id), Prefetch::Group(user()));
+        }
+        assert_eq!(prefetch(Method::GET, GROUP, id), Prefetch::Group(user()));
+    }
+
+    #[test]
+    fn other_requests_read_the_configuration_alone() {
+        assert_eq!(prefetch(Method::POST, "/scim/v2/{iid}/Users", None), Prefetch::Nothing);
+        assert_eq!(prefetch(Method::GET, "/scim/v2/{iid}/Users", None), Prefetch::Nothing);
+        assert_eq!(prefetch(Method::POST, "/scim/v2/{iid}/Users/.search", None), Prefetch::Nothing);
+        assert_eq!(prefetch(Method::GET, "/scim/v2/{iid}/Schemas/{id}", Some("urn:x")), Prefetch::Nothing);
+        assert_eq!(prefetch(Method::GET, "/scim/v2/{iid}/Roles/{id}", Some("admin")), Prefetch::Nothing);
+        assert_eq!(prefetch_for(&Method::GET, None, None), Prefetch::Nothing);
+    }
 }
