@@ -159,6 +159,38 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     assert!(w.stack.store().query_all(pk, "FANOUT#".into()).await.unwrap().is_empty());
 }
 
+/// A membership change is planned with the group's name as read: whether the new members get
+/// its role. A rename committed in between must fail it (the rename's re-plan pages through the
+/// members it can see, and may have passed the new one's place), so that it is planned again
+/// with the new name: `Store::touch_group`, the member-only commit.
+#[tokio::test]
+async fn a_membership_change_planned_before_a_rename_does_not_commit_after_it() {
+    use idlcm::store::resources::{Kind, WriteError};
+    let w = World::new().await;
+    let gid = w.create_group("App Admins").await;
+    let (store, iid) = (w.stack.store(), w.scim.id.clone());
+    let read = || async { store.get_resource(&iid, Kind::Group, &gid).await.unwrap().expect("the group") };
+    let planned = read().await;
+    let now = idlcm::time::now();
+    store.touch_group(&iid, &planned, &now, None, vec![]).await.expect("the name it was planned with holds");
+    let path = format!("/Groups/{gid}");
+    let rename = |name: &'static str| {
+        let (w, path) = (&w, &path);
+        async move {
+            let body = patch(json!([{"op": "replace", "path": "displayName", "value": name}]));
+            let (s, v) = w.call("PATCH", path, Some(body)).await;
+            assert_eq!(s, 204, "{v}");
+        }
+    };
+    // Another spelling of the same name is the same name.
+    rename("APP admins").await;
+    store.touch_group(&iid, &planned, &now, None, vec![]).await.expect("a new spelling of the same name");
+    rename("Sales").await;
+    let lost = store.touch_group(&iid, &planned, &now, None, vec![]).await;
+    assert!(matches!(lost, Err(WriteError::VersionMismatch)), "planned as App Admins, committed as Sales: {lost:?}");
+    store.touch_group(&iid, &read().await, &now, None, vec![]).await.expect("planned again with the new name");
+}
+
 #[tokio::test]
 async fn a_thousand_member_role_group_renamed_then_deleted_with_the_rename_cut_off_halfway() {
     rename_then_delete(1000, true, false).await;

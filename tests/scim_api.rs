@@ -56,14 +56,29 @@ async fn tokens_are_per_integration() {
     let unknown = "01J00000000000000000000000";
     let deactivate = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "active", "value": false}]});
-    for (method, body) in [("GET", None), ("PATCH", Some(deactivate.clone())), ("DELETE", None)] {
-        let known = wrong.call(&stack.http, method, &format!("/Users/{alice}"), body.clone()).await;
-        let missing = wrong.call(&stack.http, method, &format!("/Users/{unknown}"), body).await;
+    let (s, body) = a.call(&stack.http, "POST", "/Groups", Some(json!({"displayName": "Team"}))).await;
+    assert_eq!(s, 201, "{body}");
+    let team = body["id"].as_str().unwrap().to_string();
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Renamed"}]});
+    let cases = [
+        ("GET", "Users", &alice, None),
+        ("PATCH", "Users", &alice, Some(deactivate.clone())),
+        ("DELETE", "Users", &alice, None),
+        ("GET", "Groups", &team, None),
+        ("PATCH", "Groups", &team, Some(rename)),
+        ("DELETE", "Groups", &team, None),
+    ];
+    for (method, kind, id, body) in cases {
+        let known = wrong.call(&stack.http, method, &format!("/{kind}/{id}"), body.clone()).await;
+        let missing = wrong.call(&stack.http, method, &format!("/{kind}/{unknown}"), body).await;
         assert_scim_error(known.0, &known.1, 401, None);
-        assert_eq!(known, missing, "{method}: a wrong token tells nothing about the user");
+        assert_eq!(known, missing, "{method} /{kind}: a wrong token tells nothing about the resource");
     }
     let (s, body) = a.call(&stack.http, "GET", &format!("/Users/{alice}"), None).await;
     assert_eq!((s, &body["active"]), (200, &json!(true)), "{body}");
+    let (s, body) = a.call(&stack.http, "GET", &format!("/Groups/{team}"), None).await;
+    assert_eq!((s, &body["displayName"]), (200, &json!("Team")), "{body}");
 
     // B sees none of A's users, by filter or by id.
     let (s, body) = b.call(&stack.http, "GET", "/Users?filter=userName%20eq%20%22alice@example.com%22", None).await;

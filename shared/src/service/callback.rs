@@ -15,6 +15,7 @@ use crate::integration::IntegrationConfig;
 use crate::queue::Queue;
 use crate::secrets::Secrets;
 use crate::store::Store;
+use crate::store::job_context::Prefetch;
 use crate::store::keys;
 use crate::store::provisioning::{JobGuard, status};
 
@@ -36,7 +37,10 @@ pub async fn job_callback(
     body: &[u8],
 ) -> ScimResult<Reply> {
     // An unknown integration looks like a bad signature: ids cannot be told apart from outside.
-    let Some(record) = store.get_integration(iid).await? else { return Err(unauthorized()) };
+    // The job is read with the configuration (docs/architecture.md "One read before the token
+    // check") and used only once the signature holds.
+    let (record, prefetched) = store.integration_and(iid, &Prefetch::Job(job_id.to_string())).await?;
+    let Some(record) = record else { return Err(unauthorized()) };
     let cfg = IntegrationConfig::from_json(record.config_json())?;
     if !matches!(cfg.connector, ConnectorConfig::Webhook(_)) {
         return Err(unauthorized());
@@ -72,7 +76,11 @@ pub async fn job_callback(
     if keys::request_of_job(job_id).is_none() {
         return Err(ScimError::not_found("no such job"));
     }
-    let job = store.get_job(iid, job_id).await?.ok_or_else(|| ScimError::not_found("no such job"))?;
+    let job = match prefetched.job(job_id) {
+        Some(read) => read?,
+        None => store.get_job(iid, job_id).await?,
+    };
+    let job = job.ok_or_else(|| ScimError::not_found("no such job"))?;
     if status::is_terminal(&job.status) {
         return Err(not_awaiting(&format!("it is already {}", job.status)));
     }

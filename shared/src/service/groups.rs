@@ -478,7 +478,7 @@ async fn write(
                 // Members only: bump the version atomically; no read-modify-write of the group.
                 let expect = if_match.map(|_| old.version);
                 let head = |extra: Vec<Write>| async {
-                    ctx.store.touch_resource(ctx.integration_id, KIND, id, &now, expect, extra).await.map(|()| Stored {
+                    ctx.store.touch_group(ctx.integration_id, &old, &now, expect, extra).await.map(|()| Stored {
                         version: old.version + 1,
                         last_modified: now.clone(),
                         ..old.clone()

@@ -3,14 +3,15 @@
 //! - what the worker reads before it runs a job: the integration's configuration, the user's
 //!   desired assignment, what was last applied to the app, and the stored user;
 //! - what a change to a user (PUT, PATCH, DELETE) reads: the user and its desired assignment;
-//! - what a SCIM request about one resource reads first ([`Store::integration_and`]): the
-//!   integration's configuration, to check the token, with that resource's rows
+//! - what a SCIM request about one resource (or a webhook's callback about one job) reads
+//!   first ([`Store::integration_and`]): the integration's configuration, to check the token
+//!   (or the signature), with that resource's rows
 //!   ([`Prefetch`]), which the service then uses for its first attempt ([`Prefetched`]).
 
 use std::collections::HashMap;
 
 use super::integrations::IntegrationRecord;
-use super::provisioning::{AppliedRow, AssignRow, from_item};
+use super::provisioning::{AppliedRow, AssignRow, JobRow, from_item};
 use super::resources::{Kind, Stored};
 use super::{Item, Store, StoreError, get_s, key, keys};
 
@@ -26,6 +27,8 @@ pub enum Prefetch {
     UserChange(String),
     /// A group (`GET`, `PUT`, `PATCH`, `DELETE /Groups/{id}`).
     Group(String),
+    /// A job (a webhook's callback for it).
+    Job(String),
 }
 
 impl Prefetch {
@@ -35,9 +38,18 @@ impl Prefetch {
             Prefetch::User(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id)],
             Prefetch::UserChange(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id), keys::assign_sk(id)],
             Prefetch::Group(id) if keys::is_resource_id(id) => vec![Kind::Group.sk(id)],
+            Prefetch::Job(id) if is_job_id(id) => vec![keys::job_sk(id)],
             _ => Vec::new(),
         }
     }
+}
+
+/// `<request ulid>-<n>`, the shape of every job id.
+fn is_job_id(id: &str) -> bool {
+    keys::request_of_job(id).is_some()
+        && id
+            .rsplit_once('-')
+            .is_some_and(|(_, n)| (1..=10).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Rows read with the configuration: for each sort key asked, the item or its absence. A row
@@ -57,6 +69,12 @@ impl Prefetched {
     pub fn resource(&self, kind: Kind, id: &str) -> Option<Result<Option<Stored>, StoreError>> {
         let item = self.row(&kind.sk(id))?;
         Some(item.map(|i| Stored::from_item(i.clone())).transpose())
+    }
+
+    /// A job as read with the configuration (`Some(None)`: it does not exist).
+    pub fn job(&self, job_id: &str) -> Option<Result<Option<JobRow>, StoreError>> {
+        let item = self.row(&keys::job_sk(job_id))?;
+        Some(item.map(|i| from_item(i.clone())).transpose())
     }
 
     /// A user and its desired assignment, when both were read with the configuration.
@@ -167,6 +185,14 @@ mod tests {
         assert_eq!(Prefetch::Group(ID.into()).sks(), vec![Kind::Group.sk(ID)]);
         assert!(Prefetch::UserChange("../CONFIG".into()).sks().is_empty());
         assert!(Prefetch::Nothing.sks().is_empty());
+        let job = format!("{ID}-00001");
+        assert_eq!(Prefetch::Job(job.clone()).sks(), vec![keys::job_sk(&job)]);
+        for foreign in
+            ["x-1", "01J0000000000000000000000A", "01J0000000000000000000000A-", "01J0000000000000000000000A-1x"]
+        {
+            assert!(Prefetch::Job(foreign.into()).sks().is_empty(), "{foreign}");
+        }
+        assert!(Prefetch::Job(format!("{ID}-{}", "1".repeat(2000))).sks().is_empty(), "a key DynamoDB would refuse");
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum Write {
     NotMember { iid: String, group_id: String, user_id: String },
     /// A resource's version and lastModified move on without rewriting it (membership
     /// changes); it must exist, and be at `expect` when given.
-    Touch { iid: String, kind: Kind, id: String, now: String, expect: Option<u64> },
+    Touch { iid: String, kind: Kind, id: String, now: String, expect: Option<u64>, name_key: Option<String> },
     /// An audit entry.
     Audit(Box<AuditRow>),
     /// The integration is marked offboarding and its SCIM tokens cleared (it must exist and
@@ -131,7 +131,7 @@ impl Store {
                     out.extend(self.member_puts(iid, group_id, user_id, display.as_deref())?)
                 }
                 Write::NotMember { iid, group_id, user_id } => out.extend(self.member_deletes(iid, group_id, user_id)?),
-                Write::Touch { iid, kind, id, now, expect } => {
+                Write::Touch { iid, kind, id, now, expect, name_key } => {
                     let mut up = update(self, keys::integration_pk(iid), kind.sk(id))
                         .update_expression("SET #lm = :now ADD #version :one")
                         .expression_attribute_names("#lm", "last_modified")
@@ -139,12 +139,19 @@ impl Store {
                         .expression_attribute_names("#pk", keys::PK)
                         .expression_attribute_values(":now", s(now.as_str()))
                         .expression_attribute_values(":one", n(1));
-                    up = match expect {
-                        None => up.condition_expression("attribute_exists(#pk)"),
-                        Some(v) => up
-                            .condition_expression("attribute_exists(#pk) AND #version = :version")
-                            .expression_attribute_values(":version", n(*v)),
-                    };
+                    let mut condition = vec!["attribute_exists(#pk)"];
+                    if let Some(v) = expect {
+                        condition.push("#version = :version");
+                        up = up.expression_attribute_values(":version", n(*v));
+                    }
+                    if let Some(k) = name_key {
+                        // Rows written before the name was kept have none: not checked.
+                        condition.push("(attribute_not_exists(#nk) OR #nk = :name_key)");
+                        up = up
+                            .expression_attribute_names("#nk", "name_key")
+                            .expression_attribute_values(":name_key", s(k.as_str()));
+                    }
+                    up = up.condition_expression(condition.join(" AND "));
                     out.push(TransactWriteItem::builder().update(up.build().map_err(malformed)?).build());
                 }
                 Write::Audit(row) => out.push(self.audit_put(row)?),

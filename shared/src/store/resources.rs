@@ -8,6 +8,12 @@ use super::plan::Write;
 use super::{Item, Store, StoreError, keys, n};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
+/// A group's displayName as names compare (docs/contract.md "Names").
+fn group_name_key(doc: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let name = doc.get("displayName").and_then(serde_json::Value::as_str)?;
+    Some(crate::scim::text::fold(name, false).into_owned())
+}
+
 /// The two SCIM resource kinds idlcm stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -68,6 +74,11 @@ struct ResourceRow {
     version: u64,
     created: String,
     last_modified: String,
+    /// A group's displayName in its comparison form: a membership change commits only while the
+    /// group still has the name it was planned with ([`Store::touch_group`]). Absent on users,
+    /// and on groups last written before 2026-12-04.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name_key: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,6 +143,10 @@ impl Stored {
             version: self.version,
             created: self.created.clone(),
             last_modified: self.last_modified.clone(),
+            name_key: match kind {
+                Kind::Group => group_name_key(&self.doc),
+                Kind::User => None,
+            },
         })
     }
 
@@ -262,18 +277,29 @@ impl Store {
         Ok(new)
     }
 
-    /// Moves a resource's version on without rewriting it (a membership change), with `extra`
-    /// writes in the same transaction; only at `expect` when given.
-    pub async fn touch_resource(
+    /// Moves a group's version on without rewriting it (a membership change), with `extra`
+    /// writes in the same transaction; only at `expect` when given, and only while the group
+    /// still has the name of `planned` (the group as read). Who gets a role from the change
+    /// was decided by that name; a rename in between fails it (`VersionMismatch`), and the
+    /// change is planned again. Without this, a member added while the group was renamed
+    /// could be missed by the rename's re-plan, which pages through the members it can see.
+    /// A group last written before the name was kept on its row is not checked.
+    pub async fn touch_group(
         &self,
         iid: &str,
-        kind: Kind,
-        id: &str,
+        planned: &Stored,
         now: &str,
         expect: Option<u64>,
         extra: Vec<Write>,
     ) -> Result<(), WriteError> {
-        let touch = Write::Touch { iid: iid.into(), kind, id: id.into(), now: now.into(), expect };
+        let touch = Write::Touch {
+            iid: iid.into(),
+            kind: Kind::Group,
+            id: planned.id.clone(),
+            now: now.into(),
+            expect,
+            name_key: group_name_key(&planned.doc),
+        };
         let mut writes = vec![touch];
         writes.extend(extra);
         let items = self.actions(&writes)?;
