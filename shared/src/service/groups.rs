@@ -193,8 +193,8 @@ impl<'a> Impact<'a> {
 
 /// Member-row bundles that take a group from `current` (when known) to the delta's result,
 /// with the added users' rows read to tell which exist: with `plan` (the change may move
-/// assignments) their `ASSIGN#` rows first, then their documents (see `provision::Known`),
-/// which then serve the plan without a second read. Member ids that are not users of this
+/// assignments) their `ASSIGN#` rows first, then their documents with the role groups by
+/// name (see `provision::Known`), which then serve the plan without a second read. Member ids that are not users of this
 /// integration are dropped: an IdP can only reference users it provisioned here, and a row for
 /// a stranger would be garbage.
 async fn member_bundles(
@@ -207,7 +207,7 @@ async fn member_bundles(
 ) -> ScimResult<(Vec<Bundle>, Known)> {
     let adds: Vec<String> = delta.set.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
     let known = match plan {
-        true => Known::read(ctx, &adds).await?,
+        true => Known::read_with_roles(ctx, &adds).await?,
         false => {
             let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, &adds).await?;
             Known { docs: docs.into_iter().map(|u| (u.id.clone(), u)).collect(), ..Known::default() }
@@ -287,7 +287,11 @@ async fn assign(
     bundles: Vec<&mut Bundle>,
     known: &Known,
 ) -> ScimResult<()> {
-    let roles = RoleGroups::load(ctx).await?;
+    // Read with the members' documents when they were (`Known::read_with_roles`).
+    let roles = match &known.roles {
+        Some(roles) => roles.clone(),
+        None => RoleGroups::load(ctx).await?,
+    };
     let affected: Affected = bundles.iter().map(|b| (b.user_id.clone(), b.member_after)).collect();
     let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected, known).await?;
     let mut by_user: HashMap<String, UserPlan> = plans.into_iter().map(|p| (p.user_id.clone(), p)).collect();

@@ -334,19 +334,36 @@ pub struct Known {
     pub ids: HashSet<String>,
     pub assigns: HashMap<String, AssignRow>,
     pub docs: HashMap<String, Stored>,
+    /// The integration's role groups, when read with the documents ([`Self::read_with_roles`]).
+    pub roles: Option<RoleGroups>,
 }
 
 impl Known {
     /// Reads `ids`' `ASSIGN#` rows, then their documents: two BatchGetItems per 100 users.
     /// An id that cannot be a user's (a client's garbage) is asked for and not read.
     pub async fn read(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<Self> {
+        Self::read_as(ctx, ids, false).await
+    }
+
+    /// [`Self::read`], with the integration's role groups found by name in the documents'
+    /// read: a group change that lists a few members plans them with one read less.
+    pub async fn read_with_roles(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<Self> {
+        Self::read_as(ctx, ids, true).await
+    }
+
+    async fn read_as(ctx: Ctx<'_>, ids: &[String], with_roles: bool) -> ScimResult<Self> {
         let valid: Vec<String> = ids.iter().filter(|u| keys::is_resource_id(u)).cloned().collect();
         let assigns = ctx.store.get_assigns(ctx.integration_id, &valid).await?;
-        let docs = ctx.store.get_resources(ctx.integration_id, Kind::User, &valid).await?;
+        let names = match with_roles {
+            true => RoleGroups::wanted(ctx),
+            false => Vec::new(),
+        };
+        let (docs, groups) = ctx.store.users_and_group_names(ctx.integration_id, &valid, &names).await?;
         Ok(Self {
             ids: ids.iter().cloned().collect(),
             assigns,
             docs: docs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            roles: with_roles.then_some(RoleGroups { names: groups }),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
+use super::resources::{Kind, Stored};
 use super::{Store, StoreError, get_s, key, keys, s};
 
 /// One membership row as read back.
@@ -129,6 +130,31 @@ impl Store {
         let pk = keys::integration_pk(iid);
         let items = self.batch_get(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))).collect()).await?;
         Ok(items.iter().filter_map(group_name_entry).collect())
+    }
+
+    /// Users by id and, in the same read, the ids of the groups named `names` (as
+    /// [`Self::group_ids_by_name`]): a group change's planner reads both after the users'
+    /// assignments, in one call when they fit in one BatchGetItem.
+    pub async fn users_and_group_names(
+        &self,
+        iid: &str,
+        ids: &[String],
+        names: &[String],
+    ) -> Result<(Vec<Stored>, HashMap<String, String>), StoreError> {
+        let pk = keys::integration_pk(iid);
+        let mut wanted: Vec<super::Item> =
+            ids.iter().filter(|id| keys::is_resource_id(id)).map(|id| key(pk.clone(), Kind::User.sk(id))).collect();
+        wanted.extend(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))));
+        let (mut users, mut groups) = (Vec::new(), HashMap::new());
+        for item in self.batch_get(wanted).await? {
+            match group_name_entry(&item) {
+                Some((id, name)) => {
+                    groups.insert(id, name);
+                }
+                None => users.push(Stored::from_item(item)?),
+            }
+        }
+        Ok((users, groups))
     }
 
     /// Which `(group, user)` memberships exist among those asked (BatchGetItem).
