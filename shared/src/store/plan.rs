@@ -34,7 +34,8 @@ pub enum Write {
     /// `user_id` is no longer a member (idempotent).
     NotMember { iid: String, group_id: String, user_id: String },
     /// A resource's version and lastModified move on without rewriting it (membership
-    /// changes); it must exist, and be at `expect` when given.
+    /// changes); it must exist, be at `expect` when given, and (a group) still have the
+    /// folded name `name_key` when given (`Store::touch_group`).
     Touch { iid: String, kind: Kind, id: String, now: String, expect: Option<u64>, name_key: Option<String> },
     /// An audit entry.
     Audit(Box<AuditRow>),
