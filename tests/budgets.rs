@@ -219,14 +219,14 @@ async fn a_single_user_change_stays_within_its_call_budget() {
 
 /// A group PATCH listing N members of a role group (no re-plan of the others): the request
 /// path's calls against issue 14's budget, ⌈N/25⌉ transactions + ⌈N/10⌉ message batches + 4,
-/// printed met or not. At N = 1 (what Entra sends) and N = 99 it is met; at N = 100 it is one
-/// over (BENCHMARKS.md: 100 shares of 4 actions fill four transactions, and the group's
-/// version and the request need a fifth). Each size asserts a ceiling at what the code makes
-/// now, measured 2026-12-04 (third session): N = 1, 5 calls (the integration with the group;
-/// the member's assignment; its document with the two role groups by name; 1 transaction; 1
-/// message batch); N = 99, 18; N = 100, 19 (101 keys make the documents' read two calls; 5
-/// transactions; 10 message batches). Every listed member must end with the group's role in
-/// the app.
+/// printed met or not. Each size asserts a ceiling at what the code makes now (BENCHMARKS.md),
+/// measured 2026-12-04 (fourth session): N = 1, what Entra sends, 5 calls (the integration
+/// with the group; the member's assignment; its document with the two role groups by name; 1
+/// transaction; 1 message batch), met; N = 99, 18, met (the two role groups' name rows fill
+/// the room left in the assignments' read and the documents' read: two calls of 100 keys; 5
+/// transactions, as every one after the first checks the group's name; 10 message batches);
+/// N = 100, 19, one over (102 keys after the 100 assignments: the documents' read takes two
+/// calls). Every listed member must end with the group's role in the app.
 #[tokio::test]
 async fn a_group_patch_of_listed_members_stays_within_its_call_budget() {
     let _one_at_a_time = SERIAL.lock().await;

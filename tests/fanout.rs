@@ -191,6 +191,91 @@ async fn a_membership_change_planned_before_a_rename_does_not_commit_after_it() 
     store.touch_group(&iid, &read().await, &now, None, vec![]).await.expect("planned again with the new name");
 }
 
+/// The check each later transaction of a chunked group change carries (`Write::GroupNamed`):
+/// it holds while the group keeps the name (in any spelling) and fails once it is renamed or
+/// deleted.
+#[tokio::test]
+async fn a_later_chunk_of_a_group_change_commits_only_under_the_name_it_was_planned_by() {
+    use idlcm::store::plan::Write;
+    use idlcm::store::resources::name_key;
+    let w = World::new().await;
+    let gid = w.create_group("App Admins").await;
+    let (store, iid) = (w.stack.store(), w.scim.id.clone());
+    let named =
+        |name: &str| Write::GroupNamed { iid: iid.clone(), group_id: gid.clone(), name_key: Some(name_key(name)) };
+    store.commit(&[named("App Admins")]).await.expect("the name it was planned by");
+    store.commit(&[named("app ADMINS")]).await.expect("another spelling of the same name");
+    let path = format!("/Groups/{gid}");
+    let body = patch(json!([{"op": "replace", "path": "displayName", "value": "Sales"}]));
+    let (s, v) = w.call("PATCH", &path, Some(body)).await;
+    assert_eq!(s, 204, "{v}");
+    let lost = store.commit(&[named("App Admins")]).await.expect_err("planned as App Admins, committed as Sales");
+    assert!(lost.condition_failed_at(0), "{lost:?}");
+    store.commit(&[named("Sales")]).await.expect("planned again by the new name");
+    let (s, v) = w.call("DELETE", &path, None).await;
+    assert_eq!(s, 204, "{v}");
+    let gone = store.commit(&[named("Sales")]).await.expect_err("the group is gone");
+    assert!(gone.condition_failed_at(0), "{gone:?}");
+}
+
+/// A membership change too large for one transaction commits in several. A rename landing
+/// between two of them (here: into a role group) fails the next one's name check, and the rest
+/// are planned by the new name in the change's own request, rather than left planned by the
+/// old one where the rename's re-plan, which pages through the members it can see, may already
+/// have passed them. The rename is sent as soon as the first transaction is in; an attempt
+/// where it landed after the last one proves nothing and is run again.
+#[tokio::test]
+async fn a_rename_between_the_transactions_of_a_large_membership_change_plans_the_rest_by_the_new_name() {
+    use idlcm::store::resources::Kind;
+    const MEMBERS: usize = 300;
+    for attempt in 1..=3 {
+        let w = World::new().await;
+        let uids = w.seed_provisioned(None, MEMBERS).await;
+        let gid = w.create_group("Sales").await;
+        let (store, iid) = (w.stack.store(), w.scim.id.clone());
+        let version =
+            || async { store.get_resource(&iid, Kind::Group, &gid).await.unwrap().expect("the group").version };
+        let v0 = version().await;
+        let path = format!("/Groups/{gid}");
+        let members: Vec<serde_json::Value> = uids.iter().map(|u| json!({"value": u})).collect();
+        let add = w.call("PATCH", &path, Some(patch(json!([{"op": "add", "path": "members", "value": members}]))));
+        let rename = async {
+            while version().await == v0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let body = patch(json!([{"op": "replace", "path": "displayName", "value": "App Admins"}]));
+            w.call("PATCH", &path, Some(body)).await
+        };
+        let ((s1, v1), (s2, v2)) = tokio::join!(add, rename);
+        assert_eq!((s1, s2), (204, 204), "{v1} {v2}");
+        // No worker has run: every job so far was planned by the membership change itself
+        // (the rename's own re-plan runs from the queue), and "Sales" granted nothing.
+        let planned_by_the_new_name = w.jobs().await.len();
+        drain(&w).await;
+        let users = w.demo.users().await;
+        assert_eq!(users.len(), MEMBERS);
+        assert!(users.iter().all(|u| u.role.as_deref() == Some("admin")), "every member holds the new name's role");
+        for r in w.requests().await {
+            let jobs = w.jobs().await.iter().filter(|j| j.request_id == r.id).count() as u64;
+            assert_eq!(r.total, jobs, "every request counts the jobs it has: {r:?}");
+            assert_eq!(r.status, "succeeded", "{r:?}");
+        }
+        if planned_by_the_new_name > 0 {
+            println!("attempt {attempt}: {planned_by_the_new_name} members planned by the new name after the rename");
+            assert!(
+                planned_by_the_new_name < MEMBERS,
+                "those committed before the rename were planned by the old name"
+            );
+            return;
+        }
+        println!("attempt {attempt}: no member planned by the new name; again");
+    }
+    panic!(
+        "in 3 attempts no member was planned by the new name: the rename always landed after the \
+         last transaction, or the later transactions did not check the name"
+    );
+}
+
 #[tokio::test]
 async fn a_thousand_member_role_group_renamed_then_deleted_with_the_rename_cut_off_halfway() {
     rename_then_delete(1000, true, false).await;

@@ -73,7 +73,7 @@ pub async fn job_callback(
     if outcome != status::SUCCEEDED && outcome != status::FAILED {
         return Err(ScimError::invalid_value("'status' must be \"succeeded\" or \"failed\""));
     }
-    if keys::request_of_job(job_id).is_none() {
+    if !keys::is_job_id(job_id) {
         return Err(ScimError::not_found("no such job"));
     }
     let job = match prefetched.job(job_id) {

@@ -2,7 +2,7 @@
 //! removes members writes those rows and bumps the group's version atomically, without
 //! reading or rewriting the member list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value, json};
 
@@ -274,7 +274,7 @@ async fn plan_assignments(
     if !impact.any() || bundles.is_empty() {
         return Ok(());
     }
-    assign(ctx, provision, group_id, impact, bundles.iter_mut().collect(), known).await
+    assign(ctx, provision, group_id, impact.name_after, bundles.iter_mut().collect(), known).await
 }
 
 /// (Re)computes the assignment actions of these bundles' users (`known`: their rows already
@@ -283,7 +283,7 @@ async fn assign(
     ctx: Ctx<'_>,
     provision: &mut Provision,
     group_id: &str,
-    impact: &Impact<'_>,
+    name_after: Option<&str>,
     bundles: Vec<&mut Bundle>,
     known: &Known,
 ) -> ScimResult<()> {
@@ -293,7 +293,7 @@ async fn assign(
         None => RoleGroups::load(ctx).await?,
     };
     let affected: Affected = bundles.iter().map(|b| (b.user_id.clone(), b.member_after)).collect();
-    let plans = plan_group_change(ctx, &roles, group_id, impact.name_after, &affected, known).await?;
+    let plans = plan_group_change(ctx, &roles, group_id, name_after, &affected, known).await?;
     let mut by_user: HashMap<String, UserPlan> = plans.into_iter().map(|p| (p.user_id.clone(), p)).collect();
     for b in bundles {
         b.assignment = by_user.remove(&b.user_id).map(|plan| provision.user_writes(&plan));
@@ -311,8 +311,9 @@ struct Fanout {
 
 /// Commits a group change: `head` (the group's own write, given extra writes to include)
 /// first, with the request row, the fan-out task (if any) and as many user bundles as fit in
-/// one transaction; the other bundles follow in transactions of at most 100 actions. A bundle
-/// that loses a race on a user's assignment is re-planned and retried. Jobs, then the fan-out's
+/// one transaction; the other bundles follow in transactions of at most 100 actions, each
+/// checking that the group keeps the name they were planned by. A bundle that loses a race on
+/// a user's assignment is re-planned and retried. Jobs, then the fan-out's
 /// first page, are sent once everything is committed.
 #[allow(clippy::too_many_arguments, reason = "one commit's parts")]
 async fn commit<T, Fut>(
@@ -328,7 +329,7 @@ async fn commit<T, Fut>(
 where
     Fut: Future<Output = Result<T, WriteError>>,
 {
-    let planned = bundles.iter().filter(|b| b.has_job()).count();
+    let mut planned = bundles.iter().filter(|b| b.has_job()).count();
     let with_request = fanout.is_some_and(|f| f.with_request);
     let task = fanout.map(|f| {
         let request_id = f.with_request.then_some(provision.request_id.as_str());
@@ -338,9 +339,9 @@ where
         provision.request_write(KIND, Some(group_id), planned, with_request).into_iter().collect();
     extra.extend(task.clone().map(|t| Write::Fanout(Box::new(t))));
     let sizes: Vec<usize> = bundles.iter().map(Bundle::max_len).collect();
-    let mut cuts = cut(&sizes, MAX_TRANSACTION_ITEMS - head_len - actions_in(&extra)).into_iter();
+    let first_count = cut(&sizes, MAX_TRANSACTION_ITEMS - head_len - actions_in(&extra))[0];
     let mut rest = bundles.into_iter();
-    let first: Vec<Bundle> = rest.by_ref().take(cuts.next().unwrap_or(0)).collect();
+    let first: Vec<Bundle> = rest.by_ref().take(first_count).collect();
     extra.extend(first.iter().flat_map(Bundle::writes));
     let result = head(extra).await?;
     let mut sent_jobs = 0;
@@ -348,26 +349,82 @@ where
         sent_jobs += usize::from(b.has_job());
         provision.committed(b.assignment.and_then(|a| a.message));
     }
-    for count in cuts {
-        let mut chunk: Vec<Bundle> = rest.by_ref().take(count).collect();
-        let mut attempts = 0;
-        loop {
-            let writes: Vec<Write> = chunk.iter().flat_map(Bundle::writes).collect();
-            match ctx.store.commit(&writes).await {
-                Ok(()) => break,
-                Err(e) if attempts < WRITE_ATTEMPTS && e.lost_race() => {
-                    // A concurrent write changed one of these users' assignment: plan them again.
-                    attempts += 1;
-                    let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
-                    // Their documents are read again too: the race may have been a user write.
-                    assign(ctx, &mut provision, group_id, impact, again, &Known::default()).await?;
-                }
-                Err(e) => return Err(CommitError::Scim(e.into())),
-            }
+    // The later transactions, each with a check that the group still has the name its
+    // members were planned by (`Write::GroupNamed`; with no role groups configured a name
+    // decides nothing and none is checked). A rename committed between two of them would
+    // otherwise leave the later members planned by the old name, and the rename's re-plan,
+    // which pages through the members it can see, may have passed their place already. A
+    // failed check reads the group again and plans the rest by its new name; a group deleted
+    // meanwhile takes the rest with it (its deletion removed the members it saw, and the rest
+    // never join).
+    let check_name = !ctx.integration.roles.groups.is_empty();
+    let mut name = impact.name_after.map(str::to_string);
+    let mut request_written = planned > 0 || with_request;
+    let mut pending: VecDeque<Bundle> = rest.collect();
+    let (mut renamed, mut lost) = (0, 0);
+    while !pending.is_empty() {
+        // Room for the check and, when the first transaction wrote no request (it planned no
+        // job) but a re-plan made some, the request row.
+        let reserve = usize::from(check_name) + usize::from(!request_written);
+        let sizes: Vec<usize> = pending.iter().map(Bundle::max_len).collect();
+        let count = cut(&sizes, MAX_TRANSACTION_ITEMS - reserve)[0].max(1);
+        let chunk: Vec<Bundle> = pending.drain(..count).collect();
+        let jobs = chunk.iter().filter(|b| b.has_job()).count();
+        let new_request =
+            if request_written { None } else { provision.request_write(KIND, Some(group_id), jobs, false) };
+        let mut writes: Vec<Write> = Vec::new();
+        if check_name {
+            let name_key = name.as_deref().map(crate::store::resources::name_key);
+            writes.push(Write::GroupNamed {
+                iid: ctx.integration_id.to_string(),
+                group_id: group_id.to_string(),
+                name_key,
+            });
         }
-        for b in chunk {
-            sent_jobs += usize::from(b.has_job());
-            provision.committed(b.assignment.and_then(|a| a.message));
+        writes.extend(new_request.clone());
+        writes.extend(chunk.iter().flat_map(Bundle::writes));
+        match ctx.store.commit(&writes).await {
+            Ok(()) => {
+                lost = 0;
+                if new_request.is_some() {
+                    request_written = true;
+                    planned += jobs;
+                }
+                for b in chunk {
+                    sent_jobs += usize::from(b.has_job());
+                    provision.committed(b.assignment.and_then(|a| a.message));
+                }
+            }
+            Err(e) if check_name && e.condition_failed_at(0) && renamed < WRITE_ATTEMPTS => {
+                renamed += 1;
+                chunk.into_iter().rev().for_each(|b| pending.push_front(b));
+                match ctx.store.get_resource(ctx.integration_id, KIND, group_id).await? {
+                    None => {
+                        tracing::info!(
+                            left = pending.len(),
+                            "group deleted during a chunked change; the rest not written"
+                        );
+                        pending.clear();
+                    }
+                    Some(group) => {
+                        tracing::info!("group renamed during a chunked change; the rest planned by its new name");
+                        name = display_name(&group.doc).map(str::to_string);
+                        // Every bundle: members that needed no plan by the old name may by the new one.
+                        let all = pending.iter_mut().collect();
+                        assign(ctx, &mut provision, group_id, name.as_deref(), all, &Known::default()).await?;
+                    }
+                }
+            }
+            Err(e) if lost < WRITE_ATTEMPTS && e.lost_race() => {
+                // A concurrent write changed one of these users' assignment: plan them again.
+                lost += 1;
+                let mut chunk = chunk;
+                let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
+                // Their documents are read again too: the race may have been a user write.
+                assign(ctx, &mut provision, group_id, name.as_deref(), again, &Known::default()).await?;
+                chunk.into_iter().rev().for_each(|b| pending.push_front(b));
+            }
+            Err(e) => return Err(CommitError::Scim(e.into())),
         }
     }
     if sent_jobs != planned && (planned > 0 || with_request) {

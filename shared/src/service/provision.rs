@@ -14,6 +14,7 @@ use crate::error::ScimResult;
 use crate::integration::IntegrationConfig;
 use crate::queue::{JobMessage, Queue};
 use crate::store::keys;
+use crate::store::members::names_read_with_assigns;
 use crate::store::plan::Write;
 use crate::store::provisioning::{AssignRow, JobRow, RequestRow, assignment_json, queued_gsi_sk, status};
 use crate::store::resources::{Kind, Stored};
@@ -353,12 +354,17 @@ impl Known {
 
     async fn read_as(ctx: Ctx<'_>, ids: &[String], with_roles: bool) -> ScimResult<Self> {
         let valid: Vec<String> = ids.iter().filter(|u| keys::is_resource_id(u)).cloned().collect();
-        let assigns = ctx.store.get_assigns(ctx.integration_id, &valid).await?;
-        let names = match with_roles {
+        let mut names = match with_roles {
             true => RoleGroups::wanted(ctx),
             false => Vec::new(),
         };
-        let (docs, groups) = ctx.store.users_and_group_names(ctx.integration_id, &valid, &names).await?;
+        // (one name row per group, however many mappings name it)
+        names.sort_by_key(|n| keys::group_name_sk(n));
+        names.dedup_by_key(|n| keys::group_name_sk(n));
+        let (early, late) = names.split_at(names_read_with_assigns(valid.len(), names.len()));
+        let (assigns, mut groups) = ctx.store.assigns_and_group_names(ctx.integration_id, &valid, early).await?;
+        let (docs, more) = ctx.store.users_and_group_names(ctx.integration_id, &valid, late).await?;
+        groups.extend(more);
         Ok(Self {
             ids: ids.iter().cloned().collect(),
             assigns,

@@ -38,18 +38,10 @@ impl Prefetch {
             Prefetch::User(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id)],
             Prefetch::UserChange(id) if keys::is_resource_id(id) => vec![Kind::User.sk(id), keys::assign_sk(id)],
             Prefetch::Group(id) if keys::is_resource_id(id) => vec![Kind::Group.sk(id)],
-            Prefetch::Job(id) if is_job_id(id) => vec![keys::job_sk(id)],
+            Prefetch::Job(id) if keys::is_job_id(id) => vec![keys::job_sk(id)],
             _ => Vec::new(),
         }
     }
-}
-
-/// `<request ulid>-<n>`, the shape of every job id.
-fn is_job_id(id: &str) -> bool {
-    keys::request_of_job(id).is_some()
-        && id
-            .rsplit_once('-')
-            .is_some_and(|(_, n)| (1..=10).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Rows read with the configuration: for each sort key asked, the item or its absence. A row

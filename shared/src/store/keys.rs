@@ -164,6 +164,14 @@ pub fn request_of_job(job_id: &str) -> Option<&str> {
     job_id.rsplit_once('-').map(|(r, _)| r).filter(|r| is_resource_id(r))
 }
 
+/// `<request ulid>-<n>`, the shape of every job id.
+pub fn is_job_id(id: &str) -> bool {
+    request_of_job(id).is_some()
+        && id
+            .rsplit_once('-')
+            .is_some_and(|(_, n)| (1..=10).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// GSI `gsi1`: every integration (admin listing).
 pub const INTEGRATIONS_GSI_PK: &str = "INTEGRATIONS";
 
@@ -227,6 +235,11 @@ mod tests {
         assert!(job_sk(&jid).starts_with(&job_prefix(&rid)));
         assert_eq!(request_of_job("nonsense"), None);
         assert_eq!(request_of_job("x-1"), None);
+        assert!(is_job_id(&jid));
+        // Its request's shape with another suffix: never read (a key over DynamoDB's 1 KB).
+        assert!(!is_job_id(&format!("{rid}-{}", "7".repeat(2000))));
+        assert!(!is_job_id(&format!("{rid}-seven")));
+        assert!(!is_job_id(&format!("{rid}-")));
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
+use super::provisioning::AssignRow;
 use super::resources::{Kind, Stored};
-use super::{Store, StoreError, get_s, key, keys, s};
+use super::{BATCH_GET_MAX, Store, StoreError, get_s, key, keys, s};
 
 /// One membership row as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +119,19 @@ impl Store {
 }
 
 /// A group-name uniqueness row as (group id, folded displayName).
+/// How many of `names` (role groups' name rows) a group change reads with its members'
+/// assignments rather than with their documents, both reads being `ids` keys in calls of
+/// [`BATCH_GET_MAX`]: those the documents' last call has no room for, as many as the
+/// assignments' last call has. The same rows in the fewest calls (99 members and two role
+/// groups: two calls of 100 keys, not 99 + 101).
+pub fn names_read_with_assigns(ids: usize, names: usize) -> usize {
+    if ids == 0 {
+        return 0;
+    }
+    let room = (BATCH_GET_MAX - ids % BATCH_GET_MAX) % BATCH_GET_MAX;
+    names.saturating_sub(room).min(room)
+}
+
 pub(super) fn group_name_entry(item: &super::Item) -> Option<(String, String)> {
     let sk = get_s(item, keys::SK)?.strip_prefix(keys::GROUP_NAME_PREFIX)?;
     Some((get_s(item, "id")?.to_string(), sk.to_string()))
@@ -132,6 +146,26 @@ impl Store {
         Ok(items.iter().filter_map(group_name_entry).collect())
     }
 
+    /// The `ASSIGN#` rows of these users (as [`Self::get_assigns`]) and, in the same read, the
+    /// ids of the groups named `names`: the role groups that the assignments' last call has
+    /// room for ([`names_read_with_assigns`]).
+    pub async fn assigns_and_group_names(
+        &self,
+        iid: &str,
+        ids: &[String],
+        names: &[String],
+    ) -> Result<(HashMap<String, AssignRow>, HashMap<String, String>), StoreError> {
+        let pk = keys::integration_pk(iid);
+        let sks = ids.iter().map(|u| keys::assign_sk(u)).collect();
+        let (rows, groups) = self.rows_and_group_names(&pk, sks, names).await?;
+        let mut assigns = HashMap::new();
+        for item in rows {
+            let row: AssignRow = super::provisioning::from_item(item)?;
+            assigns.insert(row.user_id.clone(), row);
+        }
+        Ok((assigns, groups))
+    }
+
     /// Users by id and, in the same read, the ids of the groups named `names` (as
     /// [`Self::group_ids_by_name`]): a group change's planner reads both after the users'
     /// assignments, in one call when they fit in one BatchGetItem.
@@ -142,19 +176,31 @@ impl Store {
         names: &[String],
     ) -> Result<(Vec<Stored>, HashMap<String, String>), StoreError> {
         let pk = keys::integration_pk(iid);
-        let mut wanted: Vec<super::Item> =
-            ids.iter().filter(|id| keys::is_resource_id(id)).map(|id| key(pk.clone(), Kind::User.sk(id))).collect();
-        wanted.extend(names.iter().map(|n| key(pk.clone(), keys::group_name_sk(n))));
-        let (mut users, mut groups) = (Vec::new(), HashMap::new());
+        let sks = ids.iter().filter(|id| keys::is_resource_id(id)).map(|id| Kind::User.sk(id)).collect();
+        let (rows, groups) = self.rows_and_group_names(&pk, sks, names).await?;
+        Ok((rows.into_iter().map(Stored::from_item).collect::<Result<_, _>>()?, groups))
+    }
+
+    /// The rows at `sks` and, in the same read, the ids of the groups named `names` (group id
+    /// -> folded name), told apart by their keys.
+    async fn rows_and_group_names(
+        &self,
+        pk: &str,
+        sks: Vec<String>,
+        names: &[String],
+    ) -> Result<(Vec<super::Item>, HashMap<String, String>), StoreError> {
+        let mut wanted: Vec<super::Item> = sks.into_iter().map(|sk| key(pk.to_string(), sk)).collect();
+        wanted.extend(names.iter().map(|n| key(pk.to_string(), keys::group_name_sk(n))));
+        let (mut rows, mut groups) = (Vec::new(), HashMap::new());
         for item in self.batch_get(wanted).await? {
             match group_name_entry(&item) {
                 Some((id, name)) => {
                     groups.insert(id, name);
                 }
-                None => users.push(Stored::from_item(item)?),
+                None => rows.push(item),
             }
         }
-        Ok((users, groups))
+        Ok((rows, groups))
     }
 
     /// Which `(group, user)` memberships exist among those asked (BatchGetItem).
@@ -169,5 +215,27 @@ impl Store {
             .iter()
             .filter_map(|i| Some((get_s(i, "group_id")?.to_string(), get_s(i, "user_id")?.to_string())))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_read_with_assigns;
+
+    #[test]
+    fn role_group_names_fill_the_room_the_documents_read_lacks() {
+        // 99 members, two role groups: one name in each read, two calls of 100 keys.
+        assert_eq!(names_read_with_assigns(99, 2), 1);
+        // Room in the documents' call for both: none moves.
+        assert_eq!(names_read_with_assigns(98, 2), 0);
+        assert_eq!(names_read_with_assigns(1, 2), 0);
+        // No room in either: a third call whatever the split; the documents' read takes them.
+        assert_eq!(names_read_with_assigns(100, 2), 0);
+        // Only what the assignments' call has room for.
+        assert_eq!(names_read_with_assigns(199, 5), 1);
+        assert_eq!(names_read_with_assigns(97, 8), 3);
+        // No member read: no assignments' call to join.
+        assert_eq!(names_read_with_assigns(0, 2), 0);
+        assert_eq!(names_read_with_assigns(99, 0), 0);
     }
 }

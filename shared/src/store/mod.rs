@@ -26,6 +26,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 /// Largest number of actions DynamoDB accepts in one TransactWriteItems call.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The most keys one BatchGetItem takes.
+pub const BATCH_GET_MAX: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -281,7 +283,7 @@ impl Store {
             ))
         });
         let mut found = Vec::new();
-        for chunk in keys_.chunks(100) {
+        for chunk in keys_.chunks(BATCH_GET_MAX) {
             let mut pending = chunk.to_vec();
             let mut delay = Duration::from_millis(20);
             while !pending.is_empty() {

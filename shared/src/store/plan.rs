@@ -4,7 +4,7 @@
 //! and a cancelled transaction read back as a typed answer ([`StoreError::lost_race`]).
 //! So the rules that make a plan are tested without the emulator, and the SDK stays here.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde_json::Value;
 
 use super::audit::AuditRow;
@@ -37,6 +37,10 @@ pub enum Write {
     /// changes); it must exist, be at `expect` when given, and (a group) still have the
     /// folded name `name_key` when given (`Store::touch_group`).
     Touch { iid: String, kind: Kind, id: String, now: String, expect: Option<u64>, name_key: Option<String> },
+    /// Writes nothing: the group must exist and have the folded name `name_key` (`None`: no
+    /// name). Each later transaction of a chunked group change carries it
+    /// (`service::groups::commit`).
+    GroupNamed { iid: String, group_id: String, name_key: Option<String> },
     /// An audit entry.
     Audit(Box<AuditRow>),
     /// The integration is marked offboarding and its SCIM tokens cleared (it must exist and
@@ -146,7 +150,8 @@ impl Store {
                         up = up.expression_attribute_values(":version", n(*v));
                     }
                     if let Some(k) = name_key {
-                        // Rows written before the name was kept have none: not checked.
+                        // A row not written since names were first kept has none, and so was not
+                        // renamed since: nothing to check.
                         condition.push("(attribute_not_exists(#nk) OR #nk = :name_key)");
                         up = up
                             .expression_attribute_names("#nk", "name_key")
@@ -154,6 +159,23 @@ impl Store {
                     }
                     up = up.condition_expression(condition.join(" AND "));
                     out.push(TransactWriteItem::builder().update(up.build().map_err(malformed)?).build());
+                }
+                Write::GroupNamed { iid, group_id, name_key } => {
+                    let check = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(keys::integration_pk(iid), Kind::Group.sk(group_id))))
+                        .expression_attribute_names("#pk", keys::PK)
+                        .expression_attribute_names("#nk", "name_key");
+                    let check = match name_key {
+                        Some(k) => check
+                            // As `Touch`: a row with no name kept was not renamed since.
+                            .condition_expression(
+                                "attribute_exists(#pk) AND (attribute_not_exists(#nk) OR #nk = :name_key)",
+                            )
+                            .expression_attribute_values(":name_key", s(k.as_str())),
+                        None => check.condition_expression("attribute_exists(#pk) AND attribute_not_exists(#nk)"),
+                    };
+                    out.push(TransactWriteItem::builder().condition_check(check.build().map_err(malformed)?).build());
                 }
                 Write::Audit(row) => out.push(self.audit_put(row)?),
                 Write::OffboardStart { iid, offboarding } => out.push(self.offboard_start_action(iid, offboarding)?),

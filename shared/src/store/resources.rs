@@ -8,10 +8,14 @@ use super::plan::Write;
 use super::{Item, Store, StoreError, keys, n};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-/// A group's displayName as names compare (docs/contract.md "Names").
+/// A group's displayName as names compare (docs/contract.md "Unicode and case"), kept on its
+/// row as `name_key`.
+pub fn name_key(display_name: &str) -> String {
+    crate::scim::text::fold(display_name, false).into_owned()
+}
+
 fn group_name_key(doc: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let name = doc.get("displayName").and_then(serde_json::Value::as_str)?;
-    Some(crate::scim::text::fold(name, false).into_owned())
+    doc.get("displayName").and_then(serde_json::Value::as_str).map(name_key)
 }
 
 /// The two SCIM resource kinds idlcm stores.
@@ -283,7 +287,8 @@ impl Store {
     /// was decided by that name; a rename in between fails it (`VersionMismatch`), and the
     /// change is planned again. Without this, a member added while the group was renamed
     /// could be missed by the rename's re-plan, which pages through the members it can see.
-    /// A group last written before the name was kept on its row is not checked.
+    /// Every write of a group row keeps its name, a rename included, so only a group not
+    /// written since the name was first kept (and so not renamed since) has none.
     pub async fn touch_group(
         &self,
         iid: &str,
