@@ -180,11 +180,18 @@ struct Impact<'a> {
     all_members: bool,
 }
 
+/// The role (and its priority) a group named `name` grants, if any.
+fn grant(ctx: Ctx<'_>, name: Option<&str>) -> Option<(String, i64)> {
+    name.and_then(|n| ctx.integration.roles.group_role(n)).map(|g| (g.role.clone(), g.priority))
+}
+
 impl<'a> Impact<'a> {
     fn new(ctx: Ctx<'_>, before: Option<&str>, after: Option<&'a str>) -> Self {
-        let roles = &ctx.integration.roles;
-        let grant = |n: Option<&str>| n.and_then(|n| roles.group_role(n)).map(|g| (g.role.clone(), g.priority));
-        Impact { name_after: after, membership: grant(after).is_some(), all_members: grant(before) != grant(after) }
+        Impact {
+            name_after: after,
+            membership: grant(ctx, after).is_some(),
+            all_members: grant(ctx, before) != grant(ctx, after),
+        }
     }
     fn any(&self) -> bool {
         self.membership || self.all_members
@@ -193,8 +200,9 @@ impl<'a> Impact<'a> {
 
 /// Member-row bundles that take a group from `current` (when known) to the delta's result,
 /// with the added users' rows read to tell which exist: with `plan` (the change may move
-/// assignments) their `ASSIGN#` rows first, then their documents with the role groups by
-/// name (see `provision::Known`), which then serve the plan without a second read. Member ids that are not users of this
+/// assignments) their `ASSIGN#` rows first, then their documents, with the role groups' name
+/// rows in whichever of the two reads has room (see `provision::Known`); they then serve the
+/// plan without a second read. Member ids that are not users of this
 /// integration are dropped: an IdP can only reference users it provisioned here, and a row for
 /// a stranger would be garbage.
 async fn member_bundles(
@@ -312,9 +320,10 @@ struct Fanout {
 /// Commits a group change: `head` (the group's own write, given extra writes to include)
 /// first, with the request row, the fan-out task (if any) and as many user bundles as fit in
 /// one transaction; the other bundles follow in transactions of at most 100 actions, each
-/// checking that the group keeps the name they were planned by. A bundle that loses a race on
-/// a user's assignment is re-planned and retried. Jobs, then the fan-out's
-/// first page, are sent once everything is committed.
+/// checking that the group still exists and keeps the name they were planned by. A bundle that
+/// loses a race on a user's assignment is re-planned and retried. Jobs, then the fan-out's
+/// first page, are sent once everything is committed, or once the first transaction is and a
+/// later one failed (the error is answered after).
 #[allow(clippy::too_many_arguments, reason = "one commit's parts")]
 async fn commit<T, Fut>(
     ctx: Ctx<'_>,
@@ -349,84 +358,86 @@ where
         sent_jobs += usize::from(b.has_job());
         provision.committed(b.assignment.and_then(|a| a.message));
     }
-    // The later transactions, each with a check that the group still has the name its
-    // members were planned by (`Write::GroupNamed`; with no role groups configured a name
-    // decides nothing and none is checked). A rename committed between two of them would
-    // otherwise leave the later members planned by the old name, and the rename's re-plan,
-    // which pages through the members it can see, may have passed their place already. A
-    // failed check reads the group again and plans the rest by its new name; a group deleted
-    // meanwhile takes the rest with it (its deletion removed the members it saw, and the rest
-    // never join).
-    let check_name = !ctx.integration.roles.groups.is_empty();
+    // The later transactions, each with a check that the group still exists and, when the
+    // integration has role groups, still has the name its members were planned by
+    // (`Write::GroupNamed`). A rename committed between two of them would otherwise leave the
+    // later members planned by the old name, and the rename's re-plan, which pages through the
+    // members it can see, may have passed their place already. A failed check reads the group
+    // again and plans the rest by its new name (when that moves the role it grants); a group
+    // deleted meanwhile takes the rest with it (its deletion removed the members it saw, and
+    // the rest never join).
+    let names_matter = !ctx.integration.roles.groups.is_empty();
     let mut name = impact.name_after.map(str::to_string);
     let mut request_written = planned > 0 || with_request;
     let mut pending: VecDeque<Bundle> = rest.collect();
-    let (mut renamed, mut lost) = (0, 0);
-    while !pending.is_empty() {
-        // Room for the check and, when the first transaction wrote no request (it planned no
-        // job) but a re-plan made some, the request row.
-        let reserve = usize::from(check_name) + usize::from(!request_written);
-        let sizes: Vec<usize> = pending.iter().map(Bundle::max_len).collect();
-        let count = cut(&sizes, MAX_TRANSACTION_ITEMS - reserve)[0].max(1);
-        let chunk: Vec<Bundle> = pending.drain(..count).collect();
-        let jobs = chunk.iter().filter(|b| b.has_job()).count();
-        let new_request =
-            if request_written { None } else { provision.request_write(KIND, Some(group_id), jobs, false) };
-        let mut writes: Vec<Write> = Vec::new();
-        if check_name {
-            let name_key = name.as_deref().map(crate::store::resources::name_key);
-            writes.push(Write::GroupNamed {
-                iid: ctx.integration_id.to_string(),
-                group_id: group_id.to_string(),
-                name_key,
-            });
-        }
-        writes.extend(new_request.clone());
-        writes.extend(chunk.iter().flat_map(Bundle::writes));
-        match ctx.store.commit(&writes).await {
-            Ok(()) => {
-                lost = 0;
-                if new_request.is_some() {
-                    request_written = true;
-                    planned += jobs;
+    let later = async {
+        let (mut renamed, mut lost) = (0, 0);
+        while !pending.is_empty() {
+            // Room for the check and, when the first transaction wrote no request (it planned
+            // no job) but a re-plan made some, the request row.
+            let reserve = 1 + usize::from(!request_written);
+            let sizes: Vec<usize> = pending.iter().map(Bundle::max_len).collect();
+            let count = cut(&sizes, MAX_TRANSACTION_ITEMS - reserve)[0].max(1);
+            let chunk: Vec<Bundle> = pending.drain(..count).collect();
+            let jobs = chunk.iter().filter(|b| b.has_job()).count();
+            let new_request =
+                if request_written { None } else { provision.request_write(KIND, Some(group_id), jobs, false) };
+            let name_key = name.as_deref().filter(|_| names_matter).map(crate::store::resources::name_key);
+            let check =
+                Write::GroupNamed { iid: ctx.integration_id.to_string(), group_id: group_id.to_string(), name_key };
+            let mut writes = vec![check];
+            writes.extend(new_request.clone());
+            writes.extend(chunk.iter().flat_map(Bundle::writes));
+            match ctx.store.commit(&writes).await {
+                Ok(()) => {
+                    lost = 0;
+                    if new_request.is_some() {
+                        request_written = true;
+                        planned += jobs;
+                    }
+                    for b in chunk {
+                        sent_jobs += usize::from(b.has_job());
+                        provision.committed(b.assignment.and_then(|a| a.message));
+                    }
                 }
-                for b in chunk {
-                    sent_jobs += usize::from(b.has_job());
-                    provision.committed(b.assignment.and_then(|a| a.message));
-                }
-            }
-            Err(e) if check_name && e.condition_failed_at(0) && renamed < WRITE_ATTEMPTS => {
-                renamed += 1;
-                chunk.into_iter().rev().for_each(|b| pending.push_front(b));
-                match ctx.store.get_resource(ctx.integration_id, KIND, group_id).await? {
-                    None => {
+                Err(e) if e.condition_failed_at(0) && renamed < WRITE_ATTEMPTS => {
+                    renamed += 1;
+                    chunk.into_iter().rev().for_each(|b| pending.push_front(b));
+                    let Some(group) = ctx.store.get_resource(ctx.integration_id, KIND, group_id).await? else {
                         tracing::info!(
                             left = pending.len(),
                             "group deleted during a chunked change; the rest not written"
                         );
                         pending.clear();
-                    }
-                    Some(group) => {
+                        continue;
+                    };
+                    let renamed_to = display_name(&group.doc).map(str::to_string);
+                    if grant(ctx, renamed_to.as_deref()) != grant(ctx, name.as_deref()) {
                         tracing::info!("group renamed during a chunked change; the rest planned by its new name");
-                        name = display_name(&group.doc).map(str::to_string);
                         // Every bundle: members that needed no plan by the old name may by the new one.
                         let all = pending.iter_mut().collect();
-                        assign(ctx, &mut provision, group_id, name.as_deref(), all, &Known::default()).await?;
+                        assign(ctx, &mut provision, group_id, renamed_to.as_deref(), all, &Known::default()).await?;
                     }
+                    name = renamed_to;
                 }
+                Err(e) if lost < WRITE_ATTEMPTS && e.lost_race() => {
+                    // A concurrent write changed one of these users' assignment: plan them again.
+                    lost += 1;
+                    let mut chunk = chunk;
+                    let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
+                    // Their documents are read again too: the race may have been a user write.
+                    assign(ctx, &mut provision, group_id, name.as_deref(), again, &Known::default()).await?;
+                    chunk.into_iter().rev().for_each(|b| pending.push_front(b));
+                }
+                Err(e) => return Err(CommitError::Scim(e.into())),
             }
-            Err(e) if lost < WRITE_ATTEMPTS && e.lost_race() => {
-                // A concurrent write changed one of these users' assignment: plan them again.
-                lost += 1;
-                let mut chunk = chunk;
-                let again = chunk.iter_mut().filter(|b| b.assignment.is_some()).collect();
-                // Their documents are read again too: the race may have been a user write.
-                assign(ctx, &mut provision, group_id, name.as_deref(), again, &Known::default()).await?;
-                chunk.into_iter().rev().for_each(|b| pending.push_front(b));
-            }
-            Err(e) => return Err(CommitError::Scim(e.into())),
         }
+        Ok::<(), CommitError>(())
     }
+    .await;
+    // Whatever became of the rest, what is committed is counted and sent: the request's total
+    // is what was committed (a request left with no job is finished), and the committed jobs
+    // go to the queue (the sweeper would re-send them, but only after its grace period).
     if sent_jobs != planned && (planned > 0 || with_request) {
         ctx.store
             .request_adjust_total(ctx.integration_id, &provision.request_id, sent_jobs as i64 - planned as i64)
@@ -439,6 +450,7 @@ where
             FanoutMessage { integration_id: ctx.integration_id.to_string(), fanout: task.id, page: 0, resend: None };
         ctx.queue.send_fanout(&first).await;
     }
+    later?;
     Ok(result)
 }
 

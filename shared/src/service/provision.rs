@@ -335,7 +335,7 @@ pub struct Known {
     pub ids: HashSet<String>,
     pub assigns: HashMap<String, AssignRow>,
     pub docs: HashMap<String, Stored>,
-    /// The integration's role groups, when read with the documents ([`Self::read_with_roles`]).
+    /// The integration's role groups, when read with the rows ([`Self::read_with_roles`]).
     pub roles: Option<RoleGroups>,
 }
 
@@ -346,8 +346,9 @@ impl Known {
         Self::read_as(ctx, ids, false).await
     }
 
-    /// [`Self::read`], with the integration's role groups found by name in the documents'
-    /// read: a group change that lists a few members plans them with one read less.
+    /// [`Self::read`], with the integration's role groups found by name in the same reads
+    /// (whichever has room: `store::members::names_read_with_assigns`): a group change that
+    /// lists a few members plans them with one read less.
     pub async fn read_with_roles(ctx: Ctx<'_>, ids: &[String]) -> ScimResult<Self> {
         Self::read_as(ctx, ids, true).await
     }

@@ -37,8 +37,8 @@ pub enum Write {
     /// changes); it must exist, be at `expect` when given, and (a group) still have the
     /// folded name `name_key` when given (`Store::touch_group`).
     Touch { iid: String, kind: Kind, id: String, now: String, expect: Option<u64>, name_key: Option<String> },
-    /// Writes nothing: the group must exist and have the folded name `name_key` (`None`: no
-    /// name). Each later transaction of a chunked group change carries it
+    /// Writes nothing: the group must exist and, when `name_key` is given, have that folded
+    /// name. Each later transaction of a chunked group change carries it
     /// (`service::groups::commit`).
     GroupNamed { iid: String, group_id: String, name_key: Option<String> },
     /// An audit entry.
@@ -164,16 +164,16 @@ impl Store {
                     let check = ConditionCheck::builder()
                         .table_name(&self.table)
                         .set_key(Some(key(keys::integration_pk(iid), Kind::Group.sk(group_id))))
-                        .expression_attribute_names("#pk", keys::PK)
-                        .expression_attribute_names("#nk", "name_key");
+                        .expression_attribute_names("#pk", keys::PK);
                     let check = match name_key {
+                        // As `Touch`: a row with no name kept was not renamed since.
                         Some(k) => check
-                            // As `Touch`: a row with no name kept was not renamed since.
                             .condition_expression(
                                 "attribute_exists(#pk) AND (attribute_not_exists(#nk) OR #nk = :name_key)",
                             )
+                            .expression_attribute_names("#nk", "name_key")
                             .expression_attribute_values(":name_key", s(k.as_str())),
-                        None => check.condition_expression("attribute_exists(#pk) AND attribute_not_exists(#nk)"),
+                        None => check.condition_expression("attribute_exists(#pk)"),
                     };
                     out.push(TransactWriteItem::builder().condition_check(check.build().map_err(malformed)?).build());
                 }

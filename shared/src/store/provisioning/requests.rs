@@ -158,18 +158,27 @@ impl Store {
         Ok(Some(final_status))
     }
 
-    /// Moves a request's `total` when a chunked commit planned more or fewer jobs than first counted.
+    /// Moves a request's `total` when a chunked commit planned more or fewer jobs than first
+    /// counted. Its jobs are not sent yet, so none is counted: a request left with no job (and
+    /// no fan-out) is finished at once, or it would wait for good.
     pub async fn request_adjust_total(&self, iid: &str, request_id: &str, delta: i64) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::integration_pk(iid), keys::request_sk(request_id))))
             .update_expression("ADD #total :d")
             .expression_attribute_names("#total", "total")
             .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        if let Some(row) = out.attributes.map(from_item::<RequestRow>).transpose()?
+            && row.total == 0
+        {
+            self.request_finalize_if_complete(iid, &row, &crate::time::now()).await?;
+        }
         Ok(())
     }
 
