@@ -33,7 +33,8 @@ cargo bench --workspace --bench activity_list "$@"
 # time until every member is applied (the BENCH lines).
 cargo test --workspace --test fanout bench_role_group_rename_answer_time_by_size -- --ignored --nocapture 2>&1 |
   grep -oE '(BENCH|test result|panicked).*'
-# Fairness: another integration's single change while a 2,000-job push drains (the BENCH line).
+# Fairness: another integration's single change while a 10,000-job push drains (the BENCH line;
+# IDLCM_FAIRNESS_MEMBERS=2000 for a shorter run).
 cargo test --workspace --test fanout bench_another_integrations_change_while_a_push_drains -- --ignored --nocapture 2>&1 |
   grep -oE '(BENCH|test result|panicked).*'
 # Resync of 1,000 provisioned users, 10 changed in the app: the time of a report and of a
