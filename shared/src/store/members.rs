@@ -146,7 +146,7 @@ impl Store {
         Ok(items.iter().filter_map(group_name_entry).collect())
     }
 
-    /// The `ASSIGN#` rows of these users (as [`Self::get_assigns`]) and, in the same read, the
+    /// The `ASSIGN#` rows of these users, by user id, and, in the same read, the
     /// ids of the groups named `names`: the role groups that the assignments' last call has
     /// room for ([`names_read_with_assigns`]).
     pub async fn assigns_and_group_names(

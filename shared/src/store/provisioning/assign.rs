@@ -82,13 +82,6 @@ impl Store {
         self.get(keys::integration_pk(iid), keys::assign_sk(user_id)).await?.map(from_item).transpose()
     }
 
-    /// Desired assignments of many users (BatchGetItem).
-    pub async fn get_assigns(&self, iid: &str, user_ids: &[String]) -> Result<HashMap<String, AssignRow>, StoreError> {
-        let pk = keys::integration_pk(iid);
-        let items = self.batch_get(user_ids.iter().map(|u| key(pk.clone(), keys::assign_sk(u))).collect()).await?;
-        items.into_iter().map(|i| from_item::<AssignRow>(i).map(|r| (r.user_id.clone(), r))).collect()
-    }
-
     pub async fn get_applied(&self, iid: &str, user_id: &str) -> Result<Option<AppliedRow>, StoreError> {
         self.get(keys::integration_pk(iid), keys::applied_sk(user_id)).await?.map(from_item).transpose()
     }
