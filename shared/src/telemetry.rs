@@ -12,9 +12,10 @@ use std::fmt;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event formatter: `timestamp`, `level`, `target`, then span fields (outermost first),
@@ -76,32 +77,42 @@ impl Visit for JsonVisitor<'_> {
 
 /// The level filter: Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by `LoggingConfig`), else `RUST_LOG`,
 /// else `info`.
-pub fn filter_from_env() -> EnvFilter {
+pub fn filter_from_env() -> Targets {
     let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
     filter_for(&spec)
 }
 
-/// A filter for `spec` (a level or `RUST_LOG` directives) that never lets through what other
-/// crates log below `info`: at `trace`, `lambda_runtime` logs each raw event, Authorization
-/// header and SCIM body included; the AWS SDK's debug lines are noise. Our own crates follow `spec`.
-pub fn filter_for(spec: &str) -> EnvFilter {
-    let spec = if spec.trim().is_empty() { "info".to_string() } else { spec.trim().to_ascii_lowercase() };
-    let quiet = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,aws_config=warn,\
-                 aws_smithy_runtime=warn,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info";
-    EnvFilter::try_new(format!("{spec},{quiet}")).unwrap_or_else(|_| EnvFilter::new(format!("info,{quiet}")))
+/// Crates whose lines below `info` never pass: at `trace`, `lambda_runtime` logs each raw
+/// event, Authorization header and SCIM body included; the AWS SDK's debug lines are noise.
+const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,aws_config=warn,\
+                     aws_smithy_runtime=warn,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info";
+
+/// A filter for `spec`: a level, or `target=level` directives separated by commas (the part of
+/// `RUST_LOG`'s syntax without span and field filters, which would need a regex engine in
+/// every binary: docs/operations.md "Log level"). Our own crates follow `spec`; `QUIET` comes after
+/// it, so it replaces a directive of `spec` for the same crate. A spec that does not parse
+/// falls back to `info`.
+pub fn filter_for(spec: &str) -> Targets {
+    let spec = spec.trim().to_ascii_lowercase();
+    // `Targets` would read a span filter as a target name, and the spec would enable nothing.
+    let spec = if spec.is_empty() || spec.contains(['[', ']', '{', '}']) { "info".to_string() } else { spec };
+    format!("{spec},{QUIET}")
+        .parse()
+        .unwrap_or_else(|_| format!("info,{QUIET}").parse().expect("the quiet directives parse"))
 }
 
 /// The subscriber every function installs, writing to `writer` (tests capture it).
-pub fn subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync + 'static
+pub fn subscriber<W>(writer: W, filter: Targets) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
         .fmt_fields(JsonFields::new())
         .event_format(FlatJson)
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(writer)
         .finish()
+        .with(filter)
 }
 
 /// Installs the JSON subscriber on stdout for the whole process. Call once, first thing in `main`.
@@ -130,10 +141,32 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_sets_our_levels_but_never_lets_the_runtime_or_the_sdk_below_info() {
+        use tracing::Level;
+        let trace = filter_for("TRACE");
+        assert!(trace.would_enable("idlcm::worker", &Level::TRACE));
+        assert!(!trace.would_enable("lambda_runtime::layers::trace", &Level::DEBUG), "raw events stay out");
+        assert!(trace.would_enable("lambda_runtime", &Level::INFO));
+        assert!(!trace.would_enable("aws_smithy_runtime::client", &Level::INFO));
+        assert!(trace.would_enable("aws_smithy_runtime::client", &Level::WARN));
+        // A directive for a quiet crate is replaced by the quiet one, whatever its level.
+        let asked = filter_for("warn,lambda_runtime=trace,idlcm::worker=debug");
+        assert!(!asked.would_enable("lambda_runtime", &Level::DEBUG));
+        assert!(asked.would_enable("idlcm::worker", &Level::DEBUG));
+        assert!(!asked.would_enable("idlcm::store", &Level::INFO), "the default is warn");
+        // Empty, and what does not parse (RUST_LOG's span filters among it), mean info.
+        for spec in ["", "  ", "[request{id}]=trace", "idlcm=loud"] {
+            let f = filter_for(spec);
+            assert!(f.would_enable("idlcm::worker", &Level::INFO), "{spec:?}");
+            assert!(!f.would_enable("idlcm::worker", &Level::DEBUG), "{spec:?}");
+        }
+    }
+
+    #[test]
     fn lines_are_flat_json_with_the_fields_of_every_enclosing_span() {
         let capture = Capture::default();
         let writer = capture.clone();
-        let subscriber = subscriber(move || writer.clone(), EnvFilter::new("info"));
+        let subscriber = subscriber(move || writer.clone(), filter_for("info"));
         tracing::subscriber::with_default(subscriber, || {
             let outer = tracing::info_span!("http", request_id = "r-1", integration_id = "i-1");
             let _o = outer.enter();
