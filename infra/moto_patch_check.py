@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Checks that infra/moto_server.py's GSI query path (fix 4 in its docstring) and its
-transaction rollback (fix 1) answer exactly as moto's own code: the same random table, writes and index queries (every key condition
-operator, both directions, Limit, FilterExpression, pagination with ExclusiveStartKey; puts,
-deletes, UpdateItem SET/REMOVE of the index keys and TransactWriteItems between queries) go
-to a patched and a plain moto, and every page must be identical, LastEvaluatedKey and
-ScannedCount included.
+"""Checks that infra/moto_server.py's query paths (fixes 4 and 5 in its docstring: the GSI's
+and the table's own) and its transaction rollback (fix 1) answer exactly as moto's own code:
+the same random table, writes and queries (every key condition operator, both directions,
+Limit, FilterExpression, pagination with ExclusiveStartKey; puts, deletes, UpdateItem
+SET/REMOVE of the index keys and TransactWriteItems between queries) go to a patched and a
+plain moto, and every page must be identical, LastEvaluatedKey and ScannedCount included.
 
 Usage: moto_patch_check.py PATCHED_URL PLAIN_URL [SEEDS]
 """
@@ -43,11 +43,12 @@ def run(seed, patched, plain):
         for c in clients:
             c.put_item(TableName=name, Item=item)
 
-    def pages(c, query):
+    def pages(c, query, index=True):
         out, start = [], None
         while True:
             args = dict(query, **({"ExclusiveStartKey": start} if start else {}))
-            r = c.query(TableName=name, IndexName="gsi", **args)
+            args.update({"IndexName": "gsi"} if index else {})
+            r = c.query(TableName=name, **args)
             out.append((r["Items"], r.get("LastEvaluatedKey"), r["ScannedCount"], r["Count"]))
             start = r.get("LastEvaluatedKey")
             if not start:
@@ -56,26 +57,17 @@ def run(seed, patched, plain):
     for i in range(300):
         put(i)
     for round_ in range(100):
-        cond, values = "gpk = :h", {":h": {"S": f"G{rnd.randint(0, 4)}"}}
-        a, b = sorted(f"k{rnd.randint(0, 40):03d}" for _ in range(2))
-        op = rnd.choice([None, "=", "<", "<=", ">", ">=", "between", "begins"])
-        if op in ("=", "<", "<=", ">", ">="):
-            cond += f" AND gsk {op} :a"
-            values[":a"] = {"S": a}
-        elif op == "between":
-            cond += " AND gsk BETWEEN :a AND :b"
-            values.update({":a": {"S": a}, ":b": {"S": b}})
-        elif op == "begins":
-            cond += " AND begins_with(gsk, :a)"
-            values[":a"] = {"S": a[:3]}
-        query = {"KeyConditionExpression": cond, "ExpressionAttributeValues": values,
-                 "ScanIndexForward": rnd.random() < 0.5, "Limit": rnd.choice([1, 3, 7, 50, 1000])}
-        if rnd.random() < 0.3:
-            query["FilterExpression"] = "v > :n"
-            values[":n"] = {"N": str(rnd.randint(0, 300))}
+        query = random_query(rnd, "gpk", f"G{rnd.randint(0, 4)}", "gsk", lambda: f"k{rnd.randint(0, 40):03d}", 3)
         got, want = pages(patched, query), pages(plain, query)
         if got != want:
             print(f"moto-patch-check: seed {seed}, query {round_} differs: {query}", file=sys.stderr)
+            return False
+        # The same of the table itself (fix 5): a partition, its sort key's range.
+        table_query = table_query_of(rnd)
+        got, want = pages(patched, table_query, index=False), pages(plain, table_query, index=False)
+        if got != want:
+            print(f"moto-patch-check: seed {seed}, table query {round_} differs: {table_query}",
+                  file=sys.stderr)
             return False
         if round_ % 10 == 0:  # writes between queries: the index must follow them
             for i in range(300 + 5 * round_, 305 + 5 * round_):
@@ -125,6 +117,38 @@ def run(seed, patched, plain):
     return True
 
 
+def table_query_of(rnd):
+    """A random Query of the table's own keys: any partition (P9 is empty), sometimes a
+    consistent read."""
+    query = random_query(rnd, "pk", f"P{rnd.choice([0, 1, 2, 3, 4, 5, 9])}", "sk",
+                         lambda: f"s{rnd.randint(0, 330):05d}", rnd.randint(1, 4))
+    query["ConsistentRead"] = rnd.random() < 0.5
+    return query
+
+
+def random_query(rnd, hash_attr, hash_value, range_attr, range_value, prefix):
+    """A Query of one partition with any sort-key condition (or none; `begins_with` takes the
+    first `prefix` characters of a value), either direction, any page size, sometimes a filter."""
+    cond, values = f"{hash_attr} = :h", {":h": {"S": hash_value}}
+    a, b = sorted(range_value() for _ in range(2))
+    op = rnd.choice([None, "=", "<", "<=", ">", ">=", "between", "begins"])
+    if op in ("=", "<", "<=", ">", ">="):
+        cond += f" AND {range_attr} {op} :a"
+        values[":a"] = {"S": a}
+    elif op == "between":
+        cond += f" AND {range_attr} BETWEEN :a AND :b"
+        values.update({":a": {"S": a}, ":b": {"S": b}})
+    elif op == "begins":
+        cond += f" AND begins_with({range_attr}, :a)"
+        values[":a"] = {"S": a[:prefix]}
+    query = {"KeyConditionExpression": cond, "ExpressionAttributeValues": values,
+             "ScanIndexForward": rnd.random() < 0.5, "Limit": rnd.choice([1, 3, 7, 50, 1000])}
+    if rnd.random() < 0.3:
+        query["FilterExpression"] = "v > :n"
+        values[":n"] = {"N": str(rnd.randint(0, 300))}
+    return query
+
+
 def scan_all(c, name):
     items, kwargs = [], {}
     while True:
@@ -141,7 +165,7 @@ def main():
     for seed in range(1, seeds + 1):
         if not run(seed, patched, plain):
             return 1
-    print(f"moto-patch-check: GSI queries and cancelled transactions identical to moto's own in "
+    print(f"moto-patch-check: GSI and table queries and cancelled transactions identical to moto's own in "
           f"{seeds} x 100 query series")
     return 0
 
