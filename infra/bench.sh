@@ -27,7 +27,8 @@ cargo build --workspace --bin init_time
 # in small pieces, and mapping it cost a freshly linked function 0.5 ms more per start than the
 # same bytes copied (BENCHMARKS.md "Init time and binary size"). Lambda starts a function from
 # its extracted package, written in one go, as a copy is.
-R="$(mktemp -d)"
+R="$(mktemp -d "$ROOT/target/init-time.XXXXXX")"
+trap 'rm -rf "$R"; infra/moto.sh stop "$PORT" "$STATE_DIR"' EXIT
 cp "$ROOT/target/release/"{ref-hello,ref-sdk,scim-api,worker,sweeper} "$R/"
 target/debug/init_time 300 ref-sdk ref-hello="$R/ref-hello" ref-sdk="$R/ref-sdk" \
   scim-api="$R/scim-api" worker="$R/worker" sweeper="$R/sweeper"

@@ -166,14 +166,20 @@ _generation = [0]
 _gsi_cache = {}
 _query = Table.query
 _RANGE_OPS = {"EQ", "LT", "LE", "GT", "GE", "BETWEEN", "BEGINS_WITH"}
+# moto's key-condition parser hands comparisons over as written: "=", "<", … (and BETWEEN,
+# BEGINS_WITH by name).
+_SYMBOLS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}
 
 
 def _bump(method):
+    """A write that moves the generation, inside the write lock: the count never goes back, and
+    no cache is built between a write and its count."""
     def write(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        finally:
-            _generation[0] += 1
+        with _writes:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _generation[0] += 1
 
     return write
 
@@ -234,7 +240,8 @@ def _range_bounds(sort_keys, op, values):
         return left(values[0]), n
     if op == "BETWEEN":
         return left(values[0]), right(values[1])
-    # BEGINS_WITH on a string: [prefix, prefix + the largest code point).
+    # BEGINS_WITH on a string: [prefix, prefix + the largest code point). (A key that goes on
+    # with U+10FFFF itself falls outside; none of ours has one.)
     prefix = values[0]
     return left(prefix), left(DynamoType({"S": prefix.value + "\U0010ffff"}))
 
@@ -245,6 +252,7 @@ def _fast_query(self, hash_key, range_comparison, range_objs, limit, exclusive_s
                 **filter_kwargs):
     args = (hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
             projection_expressions, index_name, consistent_read, filter_expression)
+    range_comparison = _SYMBOLS.get(range_comparison, range_comparison)
     kwargs = dict(hash_key_conditions=hash_key_conditions, range_key_conditions=range_key_conditions,
                   **filter_kwargs)
     if not index_name:
@@ -325,7 +333,10 @@ def _page(table, index, sort_keys, items, start_key, range_comparison, range_obj
 # the Activity page, a Query of one integration's partition, took 2 s with 100,000 jobs stored
 # (docs/console.md). Here each partition's items are sorted once per generation of writes and
 # a Query bisects to its page, as for the indexes above. Plain case only (a range key, a
-# string key condition, no legacy QueryFilter); everything else is moto's own code.
+# string key condition, no legacy QueryFilter); everything else is moto's own code. One
+# difference is left, in both fast paths: moto counts its 1 MB page limit over items outside
+# the key range too, and may stop a page early for them; here, as on DynamoDB, only the items
+# read count. Our items are a few KB at most, so no page of ours comes near it.
 
 _partitions = {"generation": None, "sorted": {}}
 

@@ -11,8 +11,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
@@ -82,26 +82,59 @@ pub fn filter_from_env() -> Targets {
     filter_for(&spec)
 }
 
-/// Crates whose lines below `info` never pass: at `trace`, `lambda_runtime` logs each raw
-/// event, Authorization header and SCIM body included; the AWS SDK's debug lines are noise.
-const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,aws_config=warn,\
-                     aws_smithy_runtime=warn,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info";
+/// The ceiling on other crates' lines, whatever the spec: at `trace`, `lambda_runtime` logs each
+/// raw event, Authorization header and SCIM body included; the AWS SDK's and the HTTP stack's
+/// debug lines are noise. A target covers every module path that starts with it
+/// (`lambda_runtime` covers `lambda_runtime_api_client`, `aws_sdk` every service client).
+const CEILING: &[(&str, Level)] = &[
+    ("lambda_runtime", Level::INFO),
+    ("lambda_http", Level::INFO),
+    ("aws_config", Level::WARN),
+    ("aws_smithy", Level::WARN),
+    ("aws_sdk", Level::WARN),
+    ("aws_runtime", Level::WARN),
+    ("aws_sigv4", Level::WARN),
+    ("hyper", Level::INFO),
+    ("reqwest", Level::INFO),
+    ("h2", Level::INFO),
+    ("rustls", Level::INFO),
+];
 
-/// A filter for `spec`: a level, or `target=level` directives separated by commas (the part of
-/// `RUST_LOG`'s syntax without span and field filters, which would need a regex engine in
-/// every binary: docs/operations.md "Log level"). Our own crates follow `spec`; `QUIET` comes after
-/// it, so it replaces a directive of `spec` for the same crate. A spec that does not parse
-/// falls back to `info`.
-pub fn filter_for(spec: &str) -> Targets {
-    let spec = spec.trim().to_ascii_lowercase();
-    // `Targets` would read a span filter as a target name, and the spec would enable nothing.
-    let spec = if spec.is_empty() || spec.contains(['[', ']', '{', '}']) { "info".to_string() } else { spec };
-    format!("{spec},{QUIET}")
-        .parse()
-        .unwrap_or_else(|_| format!("info,{QUIET}").parse().expect("the quiet directives parse"))
+/// The ceiling as a filter of its own: the subscriber passes a line only when both it and the
+/// spec's filter do, so no directive of the spec (a more specific target included) lifts it.
+fn ceiling() -> Targets {
+    Targets::new().with_default(Level::TRACE).with_targets(CEILING.iter().copied())
 }
 
-/// The subscriber every function installs, writing to `writer` (tests capture it).
+/// The filter a spec asks for: pieces separated by commas, each a level (the default for every
+/// target, `info` when none is given) or `target=level`. That is `RUST_LOG`'s syntax without
+/// its span and field filters, which would need a regex engine in every binary
+/// (docs/operations.md "Log level"). A spec with any piece that is neither (a span filter, a
+/// word that is not a level) means `info`, rather than a filter that enables nothing.
+pub fn filter_for(spec: &str) -> Targets {
+    parse_spec(spec).unwrap_or_else(|| Targets::new().with_default(Level::INFO))
+}
+
+fn parse_spec(spec: &str) -> Option<Targets> {
+    let mut filter = Targets::new().with_default(Level::INFO);
+    for piece in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        filter = match piece.split_once('=') {
+            Some((target, level)) => {
+                let target = target.trim();
+                let path = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-');
+                if target.is_empty() || !target.chars().all(path) {
+                    return None;
+                }
+                filter.with_target(target, level.trim().parse::<LevelFilter>().ok()?)
+            }
+            None => filter.with_default(piece.parse::<LevelFilter>().ok()?),
+        };
+    }
+    Some(filter)
+}
+
+/// The subscriber every function installs, writing to `writer` (tests capture it): `filter`,
+/// then the ceiling on other crates' lines.
 pub fn subscriber<W>(writer: W, filter: Targets) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -109,10 +142,11 @@ where
     tracing_subscriber::fmt()
         .fmt_fields(JsonFields::new())
         .event_format(FlatJson)
-        .with_max_level(tracing::Level::TRACE)
+        .with_max_level(Level::TRACE)
         .with_writer(writer)
         .finish()
         .with(filter)
+        .with(ceiling())
 }
 
 /// Installs the JSON subscriber on stdout for the whole process. Call once, first thing in `main`.
@@ -140,25 +174,41 @@ mod tests {
         }
     }
 
+    /// The lines `spec` lets through of: ours at info and debug, the Lambda runtime's raw
+    /// event at trace (a more specific target than the ceiling's), the runtime at info, the
+    /// SDK at info and warn.
+    fn passed(spec: &str) -> Vec<String> {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing::subscriber::with_default(subscriber(move || writer.clone(), filter_for(spec)), || {
+            tracing::info!(target: "idlcm::worker", "ours-info");
+            tracing::debug!(target: "idlcm::worker", "ours-debug");
+            tracing::trace!(target: "lambda_runtime::layers::api_response", "raw-event");
+            tracing::info!(target: "lambda_runtime_api_client", "runtime-info");
+            tracing::info!(target: "aws_sdk_dynamodb::client", "sdk-info");
+            tracing::warn!(target: "aws_smithy_runtime::client", "sdk-warn");
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["message"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[test]
-    fn a_spec_sets_our_levels_but_never_lets_the_runtime_or_the_sdk_below_info() {
-        use tracing::Level;
-        let trace = filter_for("TRACE");
-        assert!(trace.would_enable("idlcm::worker", &Level::TRACE));
-        assert!(!trace.would_enable("lambda_runtime::layers::trace", &Level::DEBUG), "raw events stay out");
-        assert!(trace.would_enable("lambda_runtime", &Level::INFO));
-        assert!(!trace.would_enable("aws_smithy_runtime::client", &Level::INFO));
-        assert!(trace.would_enable("aws_smithy_runtime::client", &Level::WARN));
-        // A directive for a quiet crate is replaced by the quiet one, whatever its level.
-        let asked = filter_for("warn,lambda_runtime=trace,idlcm::worker=debug");
-        assert!(!asked.would_enable("lambda_runtime", &Level::DEBUG));
-        assert!(asked.would_enable("idlcm::worker", &Level::DEBUG));
-        assert!(!asked.would_enable("idlcm::store", &Level::INFO), "the default is warn");
-        // Empty, and what does not parse (RUST_LOG's span filters among it), mean info.
-        for spec in ["", "  ", "[request{id}]=trace", "idlcm=loud"] {
-            let f = filter_for(spec);
-            assert!(f.would_enable("idlcm::worker", &Level::INFO), "{spec:?}");
-            assert!(!f.would_enable("idlcm::worker", &Level::DEBUG), "{spec:?}");
+    fn a_spec_sets_our_levels_but_never_lets_other_crates_lines_past_the_ceiling() {
+        let all_of_ours = ["ours-info", "ours-debug", "runtime-info", "sdk-warn"];
+        assert_eq!(passed("TRACE"), all_of_ours);
+        // A directive naming the runtime's own module does not lift the ceiling.
+        assert_eq!(passed("trace,lambda_runtime::layers::api_response=trace,aws_sdk_dynamodb=trace"), all_of_ours);
+        // The ceiling is not a floor: a stricter spec holds for every crate.
+        assert_eq!(passed("error"), Vec::<String>::new());
+        assert_eq!(passed("off,idlcm::worker=debug"), ["ours-info", "ours-debug"]);
+        // Pieces are trimmed, empty ones skipped; targets without a level keep the default.
+        assert_eq!(passed(" info , idlcm::worker = debug ,"), ["ours-info", "ours-debug", "runtime-info", "sdk-warn"]);
+        assert_eq!(passed("idlcm=debug"), ["ours-info", "ours-debug", "runtime-info", "sdk-warn"]);
+        // Empty, and what is not a level or a directive (RUST_LOG's span filters among it), mean info.
+        for spec in ["", "  ", "info,", "[request{id}]=trace", "idlcm=loud", "FATAL", "=debug"] {
+            assert_eq!(passed(spec), ["ours-info", "runtime-info", "sdk-warn"], "{spec:?}");
         }
     }
 

@@ -100,8 +100,8 @@ async fn main() -> Result<(), String> {
         // The reference functions (`ref-…`) are what the budget is measured against.
         let verdict = match name.starts_with("ref-") {
             true => String::new(),
-            false if ratio <= INIT_BUDGET => format!(" (met of {INIT_BUDGET}x)"),
-            false => format!(" (NOT met of {INIT_BUDGET}x)"),
+            false if ratio <= INIT_BUDGET => format!(" (budget <= {INIT_BUDGET}x: met)"),
+            false => format!(" (budget <= {INIT_BUDGET}x: NOT met)"),
         };
         println!(
             "BENCH init {name}: median {ms:.1} ms, fastest {fastest:.1} ms over {runs} runs = {ratio:.2}x {reference}{verdict}; binary {size:.1} MB"
