@@ -1,5 +1,6 @@
 """Starts the moto server (the DynamoDB + SQS emulator) for local runs and tests, with fixes
-that leave its behaviour unchanged and make its costs those of the services it emulates:
+that leave its behaviour unchanged (save the 1 MB page limit's count, under 5) and make its
+costs those of the services it emulates:
 
 1. moto 5.2.5 deep-copies the whole table once per *action* of a transaction (to roll back on
    failure), so a 100-action transaction on a table of a few thousand items takes ~13 s and
@@ -19,14 +20,24 @@ that leave its behaviour unchanged and make its costs those of the services it e
 5. A Query of the table itself sorted the whole table first, for every page: the Activity
    page (one integration's partition) took 2 s with 100,000 jobs stored. Each partition is now
    kept sorted (rebuilt after writes) and a Query bisects to its page, as fix 4 does.
+6. Two ReceiveMessage calls at once could hand out two messages of one FIFO group together
+   (moto checks the groups in flight against a snapshot taken when the receive starts, without
+   a lock): two jobs of one user at once, which SQS FIFO never does. Receives, sends, deletes
+   and visibility changes are serialised with one lock.
 
-Everything else is moto as published; arguments are moto_server's.
+Everything else is moto as published; arguments are moto_server's. With
+IDLCM_MOTO_FAST_PATH_COUNTS=FILE, the server keeps in FILE (JSON) how many queries each fast
+path answered, by operator: infra/moto_patch_check.py uses it to know its queries went
+through them, and not through moto's own code, which would compare moto with itself.
 """
 
 import bisect
 import copy
+import json
+import os
 import sys
 import threading
+import time
 
 import moto.dynamodb.models as models
 from moto.core.utils import camelcase_to_underscores
@@ -154,6 +165,52 @@ def _plain_attributes_during(cls, name):
 for _cls, _name in ((Queue, "add_message"), (SQSBackend, "_validate_message"), (SQSBackend, "send_message")):
     _plain_attributes_during(_cls, _name)
 
+# --- 6. One receiver at a time ----------------------------------------------------------------
+# moto picks the messages of a ReceiveMessage without a lock, against a snapshot of the FIFO
+# groups in flight taken when the receive starts. Two receives at once (the test harness polls
+# with four) can then hand out two messages of one group together: two jobs of one user run at
+# once, which SQS FIFO never does. Its deduplication reads the queue unlocked too. Here every
+# pick, send, delete and visibility change of SQS messages runs under one lock; a long poll
+# waits outside it.
+
+_sqs = threading.RLock()
+_receive = SQSBackend.receive_message
+
+
+def _receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
+                     message_attribute_names=None):
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        with _sqs:
+            result = _receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+        remaining = deadline - time.monotonic()
+        if result or remaining <= 0:
+            return result
+        waited = time.monotonic()
+        self.get_queue(queue_name).wait_for_messages(min(remaining, 1))
+        if time.monotonic() - waited < 0.005:
+            # Visible messages, but none to hand out (their groups are in flight): do not spin.
+            time.sleep(min(0.02, max(remaining, 0)))
+
+
+SQSBackend.receive_message = _receive_message
+
+
+def _sqs_serialised(name):
+    original = getattr(SQSBackend, name)
+
+    def call(*args, **kwargs):
+        with _sqs:
+            return original(*args, **kwargs)
+
+    setattr(SQSBackend, name, call)
+
+
+for _name in ("send_message", "send_message_batch", "delete_message", "delete_message_batch",
+              "change_message_visibility", "change_message_visibility_batch", "purge_queue"):
+    if hasattr(SQSBackend, _name):
+        _sqs_serialised(_name)
+
 # --- 4. Global secondary index queries as key-range reads ---------------------------------
 # moto answers a GSI Query by walking every item of the table, then sorting the partition
 # and skipping to ExclusiveStartKey item by item: a page costs O(table). DynamoDB reads the
@@ -169,6 +226,19 @@ _RANGE_OPS = {"EQ", "LT", "LE", "GT", "GE", "BETWEEN", "BEGINS_WITH"}
 # moto's key-condition parser hands comparisons over as written: "=", "<", … (and BETWEEN,
 # BEGINS_WITH by name).
 _SYMBOLS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}
+_COUNTS_FILE = os.environ.get("IDLCM_MOTO_FAST_PATH_COUNTS")
+_counts = {}
+
+
+def _counted(kind, op):
+    """Records one answer of a fast path ("gsi" or "table") for `op`, when asked to."""
+    if not _COUNTS_FILE:
+        return
+    with _writes:
+        key = f"{kind}:{op or 'NONE'}"
+        _counts[key] = _counts.get(key, 0) + 1
+        with open(_COUNTS_FILE, "w") as f:
+            json.dump(_counts, f)
 
 
 def _bump(method):
@@ -284,6 +354,7 @@ def _fast_query(self, hash_key, range_comparison, range_objs, limit, exclusive_s
 
     partitions = _index_partitions(self, index, hashes[0], ranges[0], sort_attrs)
     sort_keys, items = partitions.get(_partition_key(hash_key_conditions[0][1]), ([], []))
+    _counted("gsi", range_comparison)
     return _page(self, index, sort_keys, items, start_key, range_comparison, range_objs, limit,
                  scan_index_forward, projection_expressions, filter_expression)
 
@@ -379,6 +450,7 @@ def _table_query(self, args, kwargs, hash_key, range_comparison, range_objs, lim
         start_key = (DynamoType(exclusive_start_key[self.hash_key_attr]),
                      DynamoType(exclusive_start_key[self.range_key_attr]))
     sort_keys, items = _table_partition(self, hash_key)
+    _counted("table", range_comparison)
     return _page(self, None, sort_keys, items, start_key, range_comparison, range_objs, limit,
                  scan_index_forward, projection_expressions, filter_expression)
 

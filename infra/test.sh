@@ -134,14 +134,19 @@ export no_proxy="$NO_PROXY"
 
 stage_moto() {
   infra/moto.sh stop "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
-  infra/moto.sh start "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
-  # Our moto fixes answer as moto does: the patched server against a plain one.
-  local status=0
+  # Our moto fixes answer as moto does: the patched server against a plain one. The patched
+  # one counts what its fast paths answered, so the check knows it compared them and not moto
+  # with itself; it is started again, without counting, for the tests.
+  local status=0 counts="$TEST_STATE_DIR/fast-path-counts.json"
+  rm -f "$counts"
+  IDLCM_MOTO_FAST_PATH_COUNTS="$counts" infra/moto.sh start "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
   IDLCM_MOTO_PLAIN=1 infra/moto.sh start "$PLAIN_MOTO_PORT" "$PLAIN_STATE_DIR" || return
   .venv/moto/bin/python infra/moto_patch_check.py "http://127.0.0.1:$TEST_MOTO_PORT" \
-    "http://127.0.0.1:$PLAIN_MOTO_PORT" 3 || status=$?
+    "http://127.0.0.1:$PLAIN_MOTO_PORT" 3 "$counts" || status=$?
   infra/moto.sh stop "$PLAIN_MOTO_PORT" "$PLAIN_STATE_DIR" || true
+  infra/moto.sh stop "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || true
   [[ $status -eq 0 ]] || return "$status"
+  infra/moto.sh start "$TEST_MOTO_PORT" "$TEST_STATE_DIR" || return
   AWS_ENDPOINT_URL="http://127.0.0.1:$TEST_MOTO_PORT" \
     .venv/moto/bin/python infra/local_resources.py --reset --env-file "$TEST_STATE_DIR/resources.env"
 }

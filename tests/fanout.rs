@@ -148,11 +148,21 @@ async fn rename_then_delete(n: usize, cut_rename: bool, cut_delete: bool) {
     }
     assert_eq!(per_user.len(), n);
     assert!(uids.iter().all(|u| per_user.get(u.as_str()) == Some(&2)), "two jobs per member");
+    let events = w.demo.events().await;
     let mut writes: HashMap<String, usize> = HashMap::new();
-    for e in w.demo.events().await.iter().filter(|e| e.method != "GET") {
+    for e in events.iter().filter(|e| e.method != "GET") {
         *writes.entry(e.user_id.clone().unwrap_or_default()).or_default() += 1;
     }
-    assert!(users.iter().all(|u| writes.get(&u.id) == Some(&2)), "each account updated exactly twice");
+    let odd: Vec<_> = users.iter().filter(|u| writes.get(&u.id) != Some(&2)).collect();
+    let shown: Vec<_> = odd
+        .iter()
+        .take(3)
+        .map(|u| {
+            let theirs: Vec<_> = events.iter().filter(|e| e.user_id.as_deref() == Some(u.id.as_str())).collect();
+            format!("{}: {} writes, events {theirs:?}", u.id, writes.get(&u.id).copied().unwrap_or(0))
+        })
+        .collect();
+    assert!(odd.is_empty(), "each account updated exactly twice; {} not: {shown:#?}", odd.len());
     // Nothing of the group is left: no membership rows, no task.
     let pk = keys::integration_pk(&w.scim.id);
     assert!(w.stack.store().query_all(pk.clone(), keys::member_prefix(&gid)).await.unwrap().is_empty());

@@ -107,27 +107,32 @@ fn ceiling() -> Targets {
 }
 
 /// The filter a spec asks for: pieces separated by commas, each a level (the default for every
-/// target, `info` when none is given) or `target=level`. That is `RUST_LOG`'s syntax without
-/// its span and field filters, which would need a regex engine in every binary
-/// (docs/operations.md "Log level"). A spec with any piece that is neither (a span filter, a
-/// word that is not a level) means `info`, rather than a filter that enables nothing.
+/// target, `info` when none is given), `target=level`, or a bare target (all of its lines, as in
+/// `RUST_LOG`). That is `RUST_LOG`'s syntax without its span and field filters, which would
+/// need a regex engine in every binary (docs/operations.md "Log level"). Lambda's `FATAL` reads
+/// as `error`. A spec with any piece that is none of these (a span filter, `target=` without a
+/// level, `target=loud`) means `info`, rather than a filter that enables nothing.
 pub fn filter_for(spec: &str) -> Targets {
     parse_spec(spec).unwrap_or_else(|| Targets::new().with_default(Level::INFO))
 }
 
 fn parse_spec(spec: &str) -> Option<Targets> {
+    let level = |text: &str| match text.trim() {
+        "" => None, // `LevelFilter` would read an empty level as `error`
+        t if t.eq_ignore_ascii_case("fatal") => Some(LevelFilter::ERROR),
+        t => t.parse::<LevelFilter>().ok(),
+    };
+    let target = |text: &str| {
+        let text = text.trim();
+        let path = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-');
+        (!text.is_empty() && text.chars().all(path)).then(|| text.to_owned())
+    };
     let mut filter = Targets::new().with_default(Level::INFO);
     for piece in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        filter = match piece.split_once('=') {
-            Some((target, level)) => {
-                let target = target.trim();
-                let path = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-');
-                if target.is_empty() || !target.chars().all(path) {
-                    return None;
-                }
-                filter.with_target(target, level.trim().parse::<LevelFilter>().ok()?)
-            }
-            None => filter.with_default(piece.parse::<LevelFilter>().ok()?),
+        filter = match (piece.split_once('='), level(piece)) {
+            (Some((name, lvl)), _) => filter.with_target(target(name)?, level(lvl)?),
+            (None, Some(lvl)) => filter.with_default(lvl),
+            (None, None) => filter.with_target(target(piece)?, LevelFilter::TRACE),
         };
     }
     Some(filter)
@@ -206,8 +211,11 @@ mod tests {
         // Pieces are trimmed, empty ones skipped; targets without a level keep the default.
         assert_eq!(passed(" info , idlcm::worker = debug ,"), ["ours-info", "ours-debug", "runtime-info", "sdk-warn"]);
         assert_eq!(passed("idlcm=debug"), ["ours-info", "ours-debug", "runtime-info", "sdk-warn"]);
+        // A bare target is all of its lines; Lambda's FATAL is error.
+        assert_eq!(passed("idlcm"), ["ours-info", "ours-debug", "runtime-info", "sdk-warn"]);
+        assert_eq!(passed("FATAL"), Vec::<String>::new());
         // Empty, and what is not a level or a directive (RUST_LOG's span filters among it), mean info.
-        for spec in ["", "  ", "info,", "[request{id}]=trace", "idlcm=loud", "FATAL", "=debug"] {
+        for spec in ["", "  ", "info,", "[request{id}]=trace", "idlcm=loud", "idlcm=", "=debug", "info,a b"] {
             assert_eq!(passed(spec), ["ours-info", "runtime-info", "sdk-warn"], "{spec:?}");
         }
     }
