@@ -371,8 +371,9 @@ async fn bench_role_group_rename_answer_time_by_size() {
             "BENCH role-group rename: {n:>6} members: SCIM answer {:>5} ms with {calls} AWS calls",
             answered.as_millis()
         );
-        // The emulator walks the whole table on each Query and copies it on each transaction:
-        // at 10,000 members (70,000 items) draining takes far longer than on DynamoDB.
+        // The emulator re-sorts a partition for the first Query after each write, and rebuilds
+        // an index from the whole table: at 10,000 members (70,000 items) draining takes far
+        // longer than on DynamoDB.
         let applied = drain_within(&w, Duration::from_secs(3 * 3600)).await;
         assert!(w.demo.users().await.iter().all(|u| u.role.as_deref() == Some("user")));
         println!(
