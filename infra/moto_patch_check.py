@@ -25,17 +25,12 @@ import time
 import boto3
 
 
-def sqs_client(url):
-    return boto3.client("sqs", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="check", aws_secret_access_key="check")
-
-
 def receives_once(url, threads=8, messages=300):
     """Fix 6: receivers polling one FIFO queue at once get each message once, and never two of
     one group at a time. 300 messages in 60 groups; 8 threads receive (up to 10, long poll),
     record and delete what they get. Plain moto handed messages of one group to two receivers
     at once in 2 of 3 runs (2026-12-05); the patched server in none of 3."""
-    sqs = sqs_client(url)
+    sqs = client(url, "sqs")
     queue = sqs.create_queue(QueueName="moto-patch-check-receives.fifo",
                              Attributes={"FifoQueue": "true", "VisibilityTimeout": "300"})["QueueUrl"]
     for start in range(0, messages, 10):
@@ -45,7 +40,7 @@ def receives_once(url, threads=8, messages=300):
     got, lock, in_flight, overlaps = [], threading.Lock(), set(), []
 
     def receive():
-        own = sqs_client(url)
+        own = client(url, "sqs")
         while True:
             out = own.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             batch = out.get("Messages", [])
@@ -77,8 +72,8 @@ def receives_once(url, threads=8, messages=300):
     return True
 
 
-def client(url):
-    return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+def client(url, service="dynamodb"):
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
                         aws_access_key_id="check", aws_secret_access_key="check")
 
 

@@ -111,19 +111,17 @@ def _transact_write_items(self, transact_items):
 DynamoDBBackend.transact_write_items = _transact_write_items
 
 
-def _serialised(name):
-    original = getattr(DynamoDBBackend, name)
+def _serialised(cls, name, lock):
+    """`cls.name` run under `lock`. The DynamoDB writes take `_writes` through `_bump` (fix 4),
+    which also counts them; fix 6 puts the SQS calls under their own lock with it."""
+    original = getattr(cls, name)
 
-    def write(self, *args, **kwargs):
-        with _writes:
-            return original(self, *args, **kwargs)
+    def call(*args, **kwargs):
+        with lock:
+            return original(*args, **kwargs)
 
-    setattr(DynamoDBBackend, name, write)
+    setattr(cls, name, call)
 
-
-for _name in ("put_item", "update_item", "delete_item", "batch_write_item"):
-    if hasattr(DynamoDBBackend, _name):
-        _serialised(_name)
 
 class _PlainAttributes:
     """A queue's attributes read one at a time, without counting its messages."""
@@ -196,20 +194,10 @@ def _receive_message(self, queue_name, count, wait_seconds_timeout, visibility_t
 SQSBackend.receive_message = _receive_message
 
 
-def _sqs_serialised(name):
-    original = getattr(SQSBackend, name)
-
-    def call(*args, **kwargs):
-        with _sqs:
-            return original(*args, **kwargs)
-
-    setattr(SQSBackend, name, call)
-
-
 for _name in ("send_message", "send_message_batch", "delete_message", "delete_message_batch",
               "change_message_visibility", "change_message_visibility_batch", "purge_queue"):
     if hasattr(SQSBackend, _name):
-        _sqs_serialised(_name)
+        _serialised(SQSBackend, _name, _sqs)
 
 # --- 4. Global secondary index queries as key-range reads ---------------------------------
 # moto answers a GSI Query by walking every item of the table, then sorting the partition
@@ -242,8 +230,9 @@ def _counted(kind, op):
 
 
 def _bump(method):
-    """A write that moves the generation, inside the write lock: the count never goes back, and
-    no cache is built between a write and its count."""
+    """A write under the write lock (fix 2: every DynamoDB write is serialised), which moves
+    the generation before it lets go: the count never goes back, and no cache is built between
+    a write and its count."""
     def write(*args, **kwargs):
         with _writes:
             try:
